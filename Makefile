@@ -1,0 +1,41 @@
+# Thin wrapper: scripts/setup.sh installs what is missing, CMake builds,
+# CTest runs. Every target runs the set-up first (a no-op once done).
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+ifeq ($(CI),true)
+CMAKE_ARGS += -DZM_WERROR=ON
+endif
+
+.PHONY: all setup build test asan demo bench format clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure --timeout 300 -j 2
+
+asan: setup
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DZM_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 300 -L unit
+
+demo: build
+	@$(BUILD)/tests/demo/zm-demo
+
+bench: build
+	@bash tests/bench/run.sh $(BUILD)
+
+format:
+	@git ls-files '*.c' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
