@@ -15,7 +15,7 @@
  * A zm_tls_ctx_t holds one identity (certificate, key, trust bundle). It is
  * reference counted: a connection keeps the context it started with, so
  * reloading files builds a new context and swaps it in without dropping open
- * connections (see zm_tls_ctx_reload()).
+ * connections (see zm_tls_slot_reload()).
  *
  * Threading: a context may be shared by workers (wolfSSL_CTX is read-only
  * after set-up; the refcount is atomic); a zm_tls_t belongs to one thread.
@@ -61,8 +61,11 @@ typedef struct zm_spiffe_id {
 /* Parses a SPIFFE URI; -EINVAL if it is not of the /ns/NS/sa/SA form. */
 int zm_spiffe_parse(const char *uri, zm_spiffe_id_t *out);
 
-/* One-time library set-up; safe to call more than once. */
+/* One-time library set-up; safe to call more than once (zm_tls_ctx_new
+ * calls it). zm_tls_global_cleanup() frees wolfSSL's globals at process exit
+ * (after every context is gone); TLS cannot be used again afterwards. */
 int zm_tls_global_init(void);
+void zm_tls_global_cleanup(void);
 
 int zm_tls_ctx_new(zm_tls_ctx_t **out, const zm_tls_ctx_config_t *cfg, zm_err_t *err);
 void zm_tls_ctx_ref(zm_tls_ctx_t *ctx);
@@ -99,7 +102,10 @@ bool zm_tls_established(const zm_tls_t *t);
 /* Plaintext out: n > 0 bytes, 0 the peer closed (close_notify), ZM_AGAIN
  * nothing buffered, < 0 error. */
 ssize_t zm_tls_read(zm_tls_t *t, uint8_t *buf, size_t len);
-/* Encrypts plaintext into the output buffer; returns len or < 0. */
+/* Encrypts plaintext into the output buffer; returns len or < 0. The output
+ * buffer grows as needed up to 16 MiB (then -ENOBUFS, fatal): drain it with
+ * zm_tls_out() before writing more. Input is bounded at 256 KiB buffered
+ * (zm_tls_feed returns -ENOBUFS): read plaintext before feeding more. */
 ssize_t zm_tls_write(zm_tls_t *t, const uint8_t *data, size_t len);
 /* Queues close_notify. */
 int zm_tls_shutdown(zm_tls_t *t);

@@ -1,0 +1,940 @@
+/*
+ * tls.c — wolfSSL connections driven over memory buffers, mesh identity
+ * checks, reference-counted contexts and reloadable slots (see tls.h).
+ *
+ * IO: wolfSSL's IO callbacks never touch a socket. recv copies from `in`
+ * (filled by zm_tls_feed) and answers WANT_READ when it is empty; send
+ * appends to `out` (drained by zm_tls_out/zm_tls_out_consume). Both are
+ * head/tail byte buffers: consuming advances head, an empty buffer resets to
+ * 0, and bytes move only when the tail runs out of room (lazy compaction),
+ * so steady-state traffic neither allocates nor memmoves per record. Input
+ * is bounded (ZM_TLS_IN_MAX: a peer cannot make us buffer more); output is
+ * bounded by ZM_TLS_OUT_MAX (the caller must drain before writing more).
+ *
+ * Identity: the verify callback runs for every certificate (wolfSSL is built
+ * with WOLFSSL_ALWAYS_VERIFY_CB); for the leaf it translates wolfSSL's
+ * verdict into a reason string and, when the chain is good, checks the
+ * SPIFFE ID, trust domain, expected IDs and ALPN. Refusing there (instead of
+ * after the handshake) makes wolfSSL send the alert, so the peer learns why.
+ *
+ * Invariants: a zm_tls_t holds one reference on its zm_tls_ctx_t for its
+ * whole life; once failed (t->rc < 0) every call returns the same error.
+ *
+ * Threading: contexts are shared read-only (atomic refcount); a slot's
+ * current pointer is guarded by a mutex; a zm_tls_t is single-threaded.
+ */
+#include <wolfssl/options.h>
+
+#include <wolfssl/error-ssl.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "tls.h"
+
+#define ZM_TLS_IN_MAX (256u * 1024)
+#define ZM_TLS_OUT_MAX (16u * 1024 * 1024)
+#define ZM_TLS_BUF_INIT (17u * 1024 + 512) /* one full TLS record */
+#define ZM_TLS_FILE_MAX (1u * 1024 * 1024)
+
+struct zm_tls_ctx {
+    atomic_int refs;
+    WOLFSSL_CTX *ssl_ctx;
+    bool server, allow_no_client_cert;
+    char alpn[32];
+    char trust_domain[128];
+    zm_spiffe_id_t self;
+    int64_t not_after;
+};
+
+typedef struct buf {
+    uint8_t *p;
+    size_t cap, head, tail;
+} buf_t;
+
+struct zm_tls {
+    WOLFSSL *ssl;
+    zm_tls_ctx_t *ctx;
+    buf_t in, out;
+    char **expected; /* NULL-terminated copy, one allocation */
+    bool established, has_peer, closed;
+    int rc; /* sticky failure, 0 while healthy */
+    zm_spiffe_id_t peer;
+    char alpn[32];
+    char err[384];
+};
+
+/* ---- SPIFFE IDs ---- */
+
+static bool seg_ok(const char *s, size_t n, size_t max)
+{
+    if (n == 0 || n >= max)
+        return false;
+    if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+int zm_spiffe_parse(const char *uri, zm_spiffe_id_t *out)
+{
+    static const char scheme[] = "spiffe://";
+    if (!uri || !out || strncmp(uri, scheme, sizeof(scheme) - 1) != 0)
+        return -EINVAL;
+    size_t len = strlen(uri);
+    if (len >= sizeof(out->uri))
+        return -EINVAL;
+    const char *td = uri + sizeof(scheme) - 1;
+    const char *slash = strchr(td, '/');
+    if (!slash)
+        return -EINVAL;
+    size_t tdn = (size_t)(slash - td);
+    if (tdn == 0 || tdn >= sizeof(out->trust_domain))
+        return -EINVAL;
+    for (size_t i = 0; i < tdn; i++) {
+        char c = td[i]; /* lower case only, no port or userinfo */
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+              c == '_'))
+            return -EINVAL;
+    }
+    if (strncmp(slash, "/ns/", 4) != 0)
+        return -EINVAL;
+    const char *ns = slash + 4;
+    const char *ns_end = strchr(ns, '/');
+    if (!ns_end || strncmp(ns_end, "/sa/", 4) != 0)
+        return -EINVAL;
+    const char *sa = ns_end + 4;
+    size_t nsn = (size_t)(ns_end - ns), san = strlen(sa);
+    if (!seg_ok(ns, nsn, sizeof(out->ns)) || !seg_ok(sa, san, sizeof(out->sa)))
+        return -EINVAL;
+    memcpy(out->uri, uri, len + 1);
+    memcpy(out->trust_domain, td, tdn);
+    out->trust_domain[tdn] = '\0';
+    memcpy(out->ns, ns, nsn);
+    out->ns[nsn] = '\0';
+    memcpy(out->sa, sa, san + 1);
+    return 0;
+}
+
+/* First URI SAN of a certificate: 1 found (copied), 0 none, <0 error. */
+static int first_uri_san(WOLFSSL_X509 *x, char *out, size_t cap)
+{
+    WOLFSSL_STACK *names = wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    if (!names)
+        return 0;
+    int found = 0, n = wolfSSL_sk_GENERAL_NAME_num(names);
+    for (int i = 0; i < n && !found; i++) {
+        WOLFSSL_GENERAL_NAME *gn = wolfSSL_sk_GENERAL_NAME_value(names, i);
+        if (!gn || gn->type != 6 /* GEN_URI, uniformResourceIdentifier */ || !gn->d.uniformResourceIdentifier)
+            continue;
+        const unsigned char *d = wolfSSL_ASN1_STRING_data(gn->d.uniformResourceIdentifier);
+        int dl = wolfSSL_ASN1_STRING_length(gn->d.uniformResourceIdentifier);
+        if (!d || dl <= 0 || (size_t)dl >= cap || memchr(d, 0, (size_t)dl)) {
+            found = -EINVAL;
+            break;
+        }
+        memcpy(out, d, (size_t)dl);
+        out[dl] = '\0';
+        found = 1;
+    }
+    wolfSSL_sk_GENERAL_NAME_pop_free(names, wolfSSL_GENERAL_NAME_free);
+    return found;
+}
+
+/* ---- global ---- */
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static int g_init_rc;
+
+static void global_init_once(void)
+{
+    g_init_rc = wolfSSL_Init() == WOLFSSL_SUCCESS ? 0 : -EPROTO;
+}
+
+int zm_tls_global_init(void)
+{
+    pthread_once(&g_once, global_init_once);
+    return g_init_rc;
+}
+
+void zm_tls_global_cleanup(void)
+{
+    wolfSSL_Cleanup();
+}
+
+/* ---- IO callbacks ---- */
+
+static int io_recv(WOLFSSL *ssl, char *dst, int sz, void *arg)
+{
+    (void)ssl;
+    zm_tls_t *t = arg;
+    size_t avail = t->in.tail - t->in.head;
+    if (avail == 0)
+        return WOLFSSL_CBIO_ERR_WANT_READ;
+    size_t n = ZM_MIN(avail, (size_t)sz);
+    memcpy(dst, t->in.p + t->in.head, n);
+    t->in.head += n;
+    if (t->in.head == t->in.tail)
+        t->in.head = t->in.tail = 0;
+    return (int)n;
+}
+
+/* Makes room for n more bytes at the tail, compacting only when needed. */
+static int buf_reserve(buf_t *b, size_t n, size_t max)
+{
+    size_t used = b->tail - b->head;
+    if (used + n > max)
+        return -ENOBUFS;
+    if (b->tail + n <= b->cap)
+        return 0;
+    if (used + n <= b->cap && b->head > 0) {
+        memmove(b->p, b->p + b->head, used);
+        b->head = 0;
+        b->tail = used;
+        return 0;
+    }
+    size_t cap = b->cap ? b->cap : ZM_TLS_BUF_INIT;
+    while (cap < used + n)
+        cap *= 2;
+    uint8_t *p = malloc(cap);
+    if (!p)
+        return -ENOMEM;
+    if (used)
+        memcpy(p, b->p + b->head, used);
+    free(b->p);
+    b->p = p;
+    b->cap = cap;
+    b->head = 0;
+    b->tail = used;
+    return 0;
+}
+
+static int io_send(WOLFSSL *ssl, char *src, int sz, void *arg)
+{
+    (void)ssl;
+    zm_tls_t *t = arg;
+    if (buf_reserve(&t->out, (size_t)sz, ZM_TLS_OUT_MAX) < 0)
+        return WOLFSSL_CBIO_ERR_GENERAL;
+    memcpy(t->out.p + t->out.tail, src, (size_t)sz);
+    t->out.tail += (size_t)sz;
+    return sz;
+}
+
+/* ---- identity checks (verify callback) ---- */
+
+static const char *verify_reason(int e)
+{
+    switch (e) {
+    case ASN_AFTER_DATE_E:
+        return "certificate expired";
+    case ASN_BEFORE_DATE_E:
+        return "certificate not yet valid";
+    case ASN_NO_SIGNER_E:
+    case ASN_SELF_SIGNED_E:
+        return "unknown CA";
+    case ASN_SIG_CONFIRM_E:
+    case ASN_SIG_OID_E:
+        return "bad certificate signature";
+    case MAX_CHAIN_ERROR:
+        return "certificate chain too long";
+    default:
+        return NULL;
+    }
+}
+
+/* Checks a verified leaf: SPIFFE ID, trust domain, expected IDs, ALPN.
+ * Fills t->peer or t->err; returns true to accept. */
+static bool check_peer(zm_tls_t *t, WOLFSSL_X509 *leaf)
+{
+    char uri[ZM_SPIFFE_ID_MAX];
+    int r = first_uri_san(leaf, uri, sizeof(uri));
+    if (r <= 0) {
+        snprintf(t->err, sizeof(t->err), "peer certificate has no URI SAN");
+        return false;
+    }
+    if (zm_spiffe_parse(uri, &t->peer) < 0) {
+        snprintf(t->err, sizeof(t->err), "peer URI SAN is not a SPIFFE ID: %.200s", uri);
+        return false;
+    }
+    if (strcmp(t->peer.trust_domain, t->ctx->trust_domain) != 0) {
+        snprintf(t->err, sizeof(t->err), "trust domain mismatch: got %s want %s",
+                 t->peer.trust_domain, t->ctx->trust_domain);
+        return false;
+    }
+    if (t->expected && t->expected[0]) {
+        bool ok = false;
+        for (char **e = t->expected; *e && !ok; e++)
+            ok = strcmp(*e, t->peer.uri) == 0;
+        if (!ok) {
+            snprintf(t->err, sizeof(t->err), "unexpected peer identity %s", t->peer.uri);
+            return false;
+        }
+    }
+    t->has_peer = true;
+    return true;
+}
+
+static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
+{
+    zm_tls_t *t = store->userCtx;
+    if (!t)
+        return preverify;
+    if (!preverify) {
+        /* Keep the first (deepest-cause) reason; the leaf comes last. */
+        if (!t->err[0]) {
+            const char *why = verify_reason(store->error);
+            if (why)
+                snprintf(t->err, sizeof(t->err), "%s", why);
+            else
+                snprintf(t->err, sizeof(t->err), "certificate verification failed (%d)",
+                         store->error);
+        }
+        return 0;
+    }
+    /* An empty client certificate is wolfSSL's call (FAIL_IF_NO_PEER_CERT
+     * or allow_no_client_cert), not an identity to check. */
+    if (store->error_depth != 0 || !store->current_cert || store->totalCerts == 0)
+        return 1;
+    t->has_peer = false;
+    if (!check_peer(t, store->current_cert))
+        return 0;
+    return 1;
+}
+
+/* ---- context ---- */
+
+static int read_file(const char *path, char **out, zm_err_t *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return zm_err_set(err, path, 0, "cannot open: %s", strerror(errno));
+    char *p = malloc(ZM_TLS_FILE_MAX + 1);
+    size_t n = p ? fread(p, 1, ZM_TLS_FILE_MAX + 1, f) : 0;
+    bool bad = ferror(f);
+    fclose(f);
+    if (!p)
+        return zm_err_set(err, path, 0, "out of memory");
+    if (bad || n > ZM_TLS_FILE_MAX) {
+        free(p);
+        return zm_err_set(err, path, 0, bad ? "read error" : "file too large");
+    }
+    p[n] = '\0';
+    *out = p;
+    return 0;
+}
+
+/* Either the in-memory PEM or the file's content (malloc'd in *owned). */
+static int get_pem(const char *pem, const char *file, const char *what, const char **out,
+                   char **owned, zm_err_t *err)
+{
+    *owned = NULL;
+    if (pem) {
+        *out = pem;
+        return 0;
+    }
+    if (!file)
+        return zm_err_set(err, NULL, 0, "no %s given", what);
+    int r = read_file(file, owned, err);
+    *out = *owned;
+    return r;
+}
+
+static int64_t asn1_time_epoch(const WOLFSSL_ASN1_TIME *at)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    if (!at || wolfSSL_ASN1_TIME_to_tm(at, &tm) != WOLFSSL_SUCCESS)
+        return 0;
+    return (int64_t)timegm(&tm);
+}
+
+/* Installs our certificate chain and key; records our SPIFFE ID and expiry
+ * from the leaf. */
+static int use_identity(zm_tls_ctx_t *c, const char *cert, const char *key, const char *cf,
+                        const char *kf, zm_err_t *err)
+{
+    WOLFSSL_CTX *x = c->ssl_ctx;
+    if (wolfSSL_CTX_use_certificate_chain_buffer(x, (const unsigned char *)cert,
+                                                 (long)strlen(cert)) != WOLFSSL_SUCCESS)
+        return zm_err_set(err, cf, 0, "certificate: not a valid PEM certificate chain");
+    if (wolfSSL_CTX_use_PrivateKey_buffer(x, (const unsigned char *)key, (long)strlen(key),
+                                          WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
+        return zm_err_set(err, kf, 0, "private key: not a valid PEM key");
+    if (wolfSSL_CTX_check_private_key(x) != WOLFSSL_SUCCESS)
+        return zm_err_set(err, kf, 0, "private key does not match the certificate");
+    WOLFSSL_X509 *me = wolfSSL_X509_load_certificate_buffer(
+        (const unsigned char *)cert, (int)strlen(cert), WOLFSSL_FILETYPE_PEM);
+    if (!me)
+        return zm_err_set(err, cf, 0, "certificate: cannot parse");
+    char uri[ZM_SPIFFE_ID_MAX];
+    int r = first_uri_san(me, uri, sizeof(uri));
+    c->not_after = asn1_time_epoch(wolfSSL_X509_get_notAfter(me));
+    wolfSSL_X509_free(me);
+    if (r > 0 && zm_spiffe_parse(uri, &c->self) < 0)
+        return zm_err_set(err, cf, 0, "certificate URI SAN is not a SPIFFE ID: %s", uri);
+    return 0;
+}
+
+static int ctx_setup(zm_tls_ctx_t *c, const zm_tls_ctx_config_t *cfg, const char *cert,
+                     const char *key, const char *ca, zm_err_t *err)
+{
+    const char *cf = cfg->cert_pem ? NULL : cfg->cert_file;
+    const char *kf = cfg->key_pem ? NULL : cfg->key_file;
+    const char *af = cfg->ca_pem ? NULL : cfg->ca_file;
+    WOLFSSL_METHOD *m;
+    if (cfg->allow_tls12)
+        m = cfg->server ? wolfSSLv23_server_method() : wolfSSLv23_client_method();
+    else
+        m = cfg->server ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method();
+    c->ssl_ctx = m ? wolfSSL_CTX_new(m) : NULL;
+    if (!c->ssl_ctx)
+        return zm_err_set(err, NULL, 0, "wolfSSL_CTX_new failed");
+    WOLFSSL_CTX *x = c->ssl_ctx;
+    if (cfg->allow_tls12 && wolfSSL_CTX_SetMinVersion(x, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS)
+        return zm_err_set(err, NULL, 0, "cannot set minimum TLS version");
+    const char *ciphers = cfg->allow_tls12
+                              ? "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:"
+                                "TLS13-CHACHA20-POLY1305-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256:"
+                                "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"
+                              : "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:"
+                                "TLS13-CHACHA20-POLY1305-SHA256";
+    if (wolfSSL_CTX_set_cipher_list(x, ciphers) != WOLFSSL_SUCCESS)
+        return zm_err_set(err, NULL, 0, "cannot set cipher list");
+    int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1};
+    if (wolfSSL_CTX_set_groups(x, groups, (int)ZM_ARRAY_LEN(groups)) != WOLFSSL_SUCCESS)
+        return zm_err_set(err, NULL, 0, "cannot set key share groups");
+    wolfSSL_CTX_set_session_cache_mode(x, WOLFSSL_SESS_CACHE_OFF);
+    if (cfg->server)
+        wolfSSL_CTX_no_ticket_TLSv13(x);
+
+    if (wolfSSL_CTX_load_verify_buffer(x, (const unsigned char *)ca, (long)strlen(ca),
+                                       WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
+        return zm_err_set(err, af, 0, "trust bundle: no valid PEM certificate");
+    int r = cert ? use_identity(c, cert, key, cf, kf, err) : 0;
+    if (r < 0)
+        return r;
+    int mode = WOLFSSL_VERIFY_PEER;
+    if (cfg->server && !cfg->allow_no_client_cert)
+        mode |= WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    wolfSSL_CTX_set_verify(x, mode, verify_cb);
+    const char *td = cfg->trust_domain ? cfg->trust_domain : c->self.trust_domain;
+    if (!td[0])
+        return zm_err_set(err, cf, 0, "%s and no trust domain is configured",
+                          cert ? "certificate has no SPIFFE ID" : "no certificate");
+    if (strlen(td) >= sizeof(c->trust_domain))
+        return zm_err_set(err, NULL, 0, "trust domain too long");
+    snprintf(c->trust_domain, sizeof(c->trust_domain), "%s", td);
+    const char *alpn = cfg->alpn ? cfg->alpn : "h2";
+    if (!alpn[0] || strlen(alpn) >= sizeof(c->alpn))
+        return zm_err_set(err, NULL, 0, "bad ALPN protocol");
+    snprintf(c->alpn, sizeof(c->alpn), "%s", alpn);
+    c->server = cfg->server;
+    c->allow_no_client_cert = cfg->allow_no_client_cert;
+    return 0;
+}
+
+static void ctx_free(zm_tls_ctx_t *c)
+{
+    if (c->ssl_ctx)
+        wolfSSL_CTX_free(c->ssl_ctx);
+    free(c);
+}
+
+int zm_tls_ctx_new(zm_tls_ctx_t **out, const zm_tls_ctx_config_t *cfg, zm_err_t *err)
+{
+    *out = NULL;
+    int r = zm_tls_global_init();
+    if (r < 0)
+        return zm_err_set(err, NULL, 0, "wolfSSL_Init failed");
+    zm_tls_ctx_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return zm_err_set(err, NULL, 0, "out of memory");
+    atomic_init(&c->refs, 1);
+    const char *cert = NULL, *key = NULL, *ca = NULL;
+    char *o_cert = NULL, *o_key = NULL, *o_ca = NULL;
+    /* A client may go without a certificate (a server will refuse it unless
+     * allow_no_client_cert); it then needs an explicit trust domain. */
+    bool anonymous = !cfg->server && !cfg->cert_pem && !cfg->cert_file && !cfg->key_pem &&
+                     !cfg->key_file;
+    r = 0;
+    if (!anonymous)
+        r = get_pem(cfg->cert_pem, cfg->cert_file, "certificate", &cert, &o_cert, err);
+    if (r == 0 && !anonymous)
+        r = get_pem(cfg->key_pem, cfg->key_file, "private key", &key, &o_key, err);
+    if (r == 0)
+        r = get_pem(cfg->ca_pem, cfg->ca_file, "trust bundle", &ca, &o_ca, err);
+    if (r == 0)
+        r = ctx_setup(c, cfg, cert, key, ca, err);
+    if (o_key)
+        explicit_bzero(o_key, strlen(o_key));
+    free(o_cert);
+    free(o_key);
+    free(o_ca);
+    if (r < 0) {
+        ctx_free(c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+void zm_tls_ctx_ref(zm_tls_ctx_t *ctx)
+{
+    atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
+}
+
+void zm_tls_ctx_unref(zm_tls_ctx_t **ctx)
+{
+    zm_tls_ctx_t *c = *ctx;
+    *ctx = NULL;
+    if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        ctx_free(c);
+}
+
+const zm_spiffe_id_t *zm_tls_ctx_identity(const zm_tls_ctx_t *ctx)
+{
+    return &ctx->self;
+}
+
+int64_t zm_tls_ctx_not_after(const zm_tls_ctx_t *ctx)
+{
+    return ctx->not_after;
+}
+
+/* ---- connections ---- */
+
+static char **copy_ids(const char *const *ids)
+{
+    size_t n = 0, bytes = 0;
+    for (; ids[n]; n++)
+        bytes += strlen(ids[n]) + 1;
+    char **v = malloc((n + 1) * sizeof(char *) + bytes);
+    if (!v)
+        return NULL;
+    char *s = (char *)(v + n + 1);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(ids[i]) + 1;
+        memcpy(s, ids[i], l);
+        v[i] = s;
+        s += l;
+    }
+    v[n] = NULL;
+    return v;
+}
+
+int zm_tls_new(zm_tls_t **out, zm_tls_ctx_t *ctx, const char *const *expected_ids)
+{
+    *out = NULL;
+    zm_tls_t *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    if (expected_ids && !(t->expected = copy_ids(expected_ids))) {
+        free(t);
+        return -ENOMEM;
+    }
+    zm_tls_ctx_ref(ctx);
+    t->ctx = ctx;
+    t->ssl = wolfSSL_new(ctx->ssl_ctx);
+    if (!t->ssl) {
+        zm_tls_free(&t);
+        return -ENOMEM;
+    }
+    wolfSSL_SSLSetIORecv(t->ssl, io_recv);
+    wolfSSL_SSLSetIOSend(t->ssl, io_send);
+    wolfSSL_SetIOReadCtx(t->ssl, t);
+    wolfSSL_SetIOWriteCtx(t->ssl, t);
+    wolfSSL_SetCertCbCtx(t->ssl, t);
+    /* The server refuses a client offering other protocols; a client that
+     * offers none is caught after the handshake. */
+    if (wolfSSL_UseALPN(t->ssl, ctx->alpn, (unsigned)strlen(ctx->alpn),
+                        ctx->server ? WOLFSSL_ALPN_FAILED_ON_MISMATCH
+                                    : WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) != WOLFSSL_SUCCESS) {
+        zm_tls_free(&t);
+        return -ENOMEM;
+    }
+    *out = t;
+    return 0;
+}
+
+void zm_tls_free(zm_tls_t **tp)
+{
+    zm_tls_t *t = *tp;
+    if (!t)
+        return;
+    *tp = NULL;
+    if (t->ssl)
+        wolfSSL_free(t->ssl);
+    zm_tls_ctx_unref(&t->ctx);
+    free(t->in.p);
+    free(t->out.p);
+    free(t->expected);
+    free(t);
+}
+
+int zm_tls_feed(zm_tls_t *t, const uint8_t *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    int r = buf_reserve(&t->in, len, ZM_TLS_IN_MAX);
+    if (r < 0)
+        return r;
+    memcpy(t->in.p + t->in.tail, data, len);
+    t->in.tail += len;
+    return 0;
+}
+
+static const char *alert_name(int code)
+{
+    switch (code) {
+    case 0:
+        return "close_notify";
+    case 10:
+        return "unexpected_message";
+    case 20:
+        return "bad_record_mac";
+    case 40:
+        return "handshake_failure";
+    case 42:
+        return "bad_certificate";
+    case 43:
+        return "unsupported_certificate";
+    case 44:
+        return "certificate_revoked";
+    case 45:
+        return "certificate_expired";
+    case 46:
+        return "certificate_unknown";
+    case 47:
+        return "illegal_parameter";
+    case 48:
+        return "unknown_ca";
+    case 49:
+        return "access_denied";
+    case 50:
+        return "decode_error";
+    case 51:
+        return "decrypt_error";
+    case 70:
+        return "protocol_version";
+    case 80:
+        return "internal_error";
+    case 109:
+        return "missing_extension";
+    case 116:
+        return "certificate_required";
+    case 120:
+        return "no_application_protocol";
+    default:
+        return "alert";
+    }
+}
+
+static bool alert_is_refusal(int code)
+{
+    return (code >= 42 && code <= 46) || code == 48 || code == 49 || code == 116;
+}
+
+/* Turns a wolfSSL failure into a sticky -EACCES / -EPROTO with a reason. */
+static int fail(zm_tls_t *t, int ret)
+{
+    int e = wolfSSL_get_error(t->ssl, ret);
+    if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE)
+        return ZM_AGAIN;
+    int rc = -EPROTO;
+    WOLFSSL_ALERT_HISTORY h;
+    memset(&h, 0, sizeof(h));
+    wolfSSL_get_alert_history(t->ssl, &h);
+    const char *why = verify_reason(e);
+    if (t->err[0] && (e == VERIFY_CERT_ERROR || why || e == FATAL_ERROR)) {
+        rc = -EACCES; /* our verify callback said why */
+    } else if (why) {
+        rc = -EACCES;
+        snprintf(t->err, sizeof(t->err), "%s", why);
+    } else if (e == NO_PEER_CERT) {
+        rc = -EACCES;
+        snprintf(t->err, sizeof(t->err), "no client certificate");
+    } else if (e == FATAL_ERROR && h.last_rx.code > 0) {
+        rc = alert_is_refusal(h.last_rx.code) ? -EACCES : -EPROTO;
+        snprintf(t->err, sizeof(t->err), "peer sent alert %d (%s)%s", h.last_rx.code,
+                 alert_name(h.last_rx.code),
+                 rc == -EACCES ? ": peer refused our certificate" : "");
+    } else if (e == UNKNOWN_ALPN_PROTOCOL_NAME_E) {
+        snprintf(t->err, sizeof(t->err), "ALPN mismatch (want %s)", t->ctx->alpn);
+    } else {
+        const char *s = wolfSSL_ERR_reason_error_string((unsigned long)e);
+        snprintf(t->err, sizeof(t->err), "TLS error %d: %s", e, s ? s : "?");
+    }
+    t->rc = rc;
+    return rc;
+}
+
+/* Post-handshake checks that no callback covered. */
+static int after_handshake(zm_tls_t *t)
+{
+    char *name = NULL;
+    unsigned short nlen = 0;
+    if (wolfSSL_ALPN_GetProtocol(t->ssl, &name, &nlen) == WOLFSSL_SUCCESS && name &&
+        nlen < sizeof(t->alpn)) {
+        memcpy(t->alpn, name, nlen);
+        t->alpn[nlen] = '\0';
+    }
+    const char *why = NULL;
+    if (strcmp(t->alpn, t->ctx->alpn) != 0)
+        why = "peer did not negotiate ALPN";
+    else if (!t->has_peer && !(t->ctx->server && t->ctx->allow_no_client_cert))
+        why = t->ctx->server ? "no client certificate" : "server identity not checked";
+    if (why) {
+        snprintf(t->err, sizeof(t->err), "%s", why);
+        wolfSSL_shutdown(t->ssl); /* tell the peer rather than vanish */
+        t->rc = strstr(why, "ALPN") ? -EPROTO : -EACCES;
+        return t->rc;
+    }
+    t->established = true;
+    return ZM_OK;
+}
+
+int zm_tls_handshake(zm_tls_t *t)
+{
+    if (t->rc < 0)
+        return t->rc;
+    if (t->established)
+        return ZM_OK;
+    int ret = wolfSSL_negotiate(t->ssl);
+    if (ret != WOLFSSL_SUCCESS)
+        return fail(t, ret);
+    return after_handshake(t);
+}
+
+bool zm_tls_established(const zm_tls_t *t)
+{
+    return t->established;
+}
+
+ssize_t zm_tls_read(zm_tls_t *t, uint8_t *buf, size_t len)
+{
+    if (t->rc < 0)
+        return t->rc;
+    if (!t->established) {
+        int r = zm_tls_handshake(t);
+        if (r < 0)
+            return r;
+    }
+    if (t->closed)
+        return 0;
+    if (len > INT32_MAX)
+        len = INT32_MAX;
+    int n = wolfSSL_read(t->ssl, buf, (int)len);
+    if (n > 0)
+        return n;
+    int e = wolfSSL_get_error(t->ssl, n);
+    if (e == WOLFSSL_ERROR_ZERO_RETURN) {
+        t->closed = true;
+        return 0;
+    }
+    return fail(t, n);
+}
+
+ssize_t zm_tls_write(zm_tls_t *t, const uint8_t *data, size_t len)
+{
+    if (t->rc < 0)
+        return t->rc;
+    if (!t->established)
+        return -ENOTCONN;
+    size_t done = 0;
+    while (done < len) {
+        /* wolfSSL cuts records at 16 KiB itself; the chunk only keeps the
+         * int conversion safe. */
+        int chunk = (int)ZM_MIN(len - done, (size_t)1 << 20);
+        int n = wolfSSL_write(t->ssl, data + done, chunk);
+        if (n <= 0) {
+            int r = fail(t, n);
+            if (r == ZM_AGAIN) {
+                snprintf(t->err, sizeof(t->err), "output buffer full");
+                t->rc = -ENOBUFS;
+            }
+            return t->rc;
+        }
+        done += (size_t)n;
+    }
+    return (ssize_t)len;
+}
+
+int zm_tls_shutdown(zm_tls_t *t)
+{
+    if (!t->ssl)
+        return -EINVAL;
+    int r = wolfSSL_shutdown(t->ssl);
+    if (r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE)
+        return 0;
+    int e = wolfSSL_get_error(t->ssl, r);
+    return e == WOLFSSL_ERROR_WANT_READ ? 0 : -EPROTO;
+}
+
+size_t zm_tls_out(zm_tls_t *t, const uint8_t **data)
+{
+    *data = t->out.p + t->out.head;
+    return t->out.tail - t->out.head;
+}
+
+void zm_tls_out_consume(zm_tls_t *t, size_t n)
+{
+    size_t used = t->out.tail - t->out.head;
+    t->out.head += ZM_MIN(n, used);
+    if (t->out.head == t->out.tail)
+        t->out.head = t->out.tail = 0;
+}
+
+const zm_spiffe_id_t *zm_tls_peer_id(const zm_tls_t *t)
+{
+    return t->has_peer ? &t->peer : NULL;
+}
+
+const char *zm_tls_alpn(const zm_tls_t *t)
+{
+    return t->alpn[0] ? t->alpn : NULL;
+}
+
+const char *zm_tls_version(const zm_tls_t *t)
+{
+    return wolfSSL_get_version(t->ssl);
+}
+
+const char *zm_tls_error(const zm_tls_t *t)
+{
+    return t->err[0] ? t->err : NULL;
+}
+
+/* ---- reloadable slots ---- */
+
+typedef struct file_stamp {
+    bool present;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+} file_stamp_t;
+
+struct zm_tls_slot {
+    pthread_mutex_t lock; /* guards cur */
+    zm_tls_ctx_t *cur;
+    zm_tls_ctx_config_t cfg; /* strings below are owned copies */
+    char *strs[7];
+    file_stamp_t stamps[3];
+};
+
+static void stamp_file(const char *path, file_stamp_t *s)
+{
+    struct stat st;
+    memset(s, 0, sizeof(*s));
+    if (!path || stat(path, &st) != 0)
+        return;
+    s->present = true;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    s->size = st.st_size;
+    s->mtime = st.st_mtim;
+}
+
+static bool stamp_eq(const file_stamp_t *a, const file_stamp_t *b)
+{
+    return a->present == b->present && a->dev == b->dev && a->ino == b->ino &&
+           a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+           a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static void slot_stamps(const zm_tls_slot_t *s, file_stamp_t out[3])
+{
+    stamp_file(s->cfg.cert_pem ? NULL : s->cfg.cert_file, &out[0]);
+    stamp_file(s->cfg.key_pem ? NULL : s->cfg.key_file, &out[1]);
+    stamp_file(s->cfg.ca_pem ? NULL : s->cfg.ca_file, &out[2]);
+}
+
+int zm_tls_slot_new(zm_tls_slot_t **out, const zm_tls_ctx_config_t *cfg, zm_err_t *err)
+{
+    *out = NULL;
+    zm_tls_slot_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return zm_err_set(err, NULL, 0, "out of memory");
+    pthread_mutex_init(&s->lock, NULL);
+    s->cfg = *cfg;
+    const char **fields[] = {&s->cfg.cert_file, &s->cfg.key_file, &s->cfg.ca_file,
+                             &s->cfg.cert_pem,  &s->cfg.key_pem,  &s->cfg.ca_pem,
+                             &s->cfg.trust_domain};
+    for (size_t i = 0; i < ZM_ARRAY_LEN(fields); i++) {
+        if (*fields[i] && !(s->strs[i] = strdup(*fields[i]))) {
+            zm_tls_slot_free(&s);
+            return zm_err_set(err, NULL, 0, "out of memory");
+        }
+        *fields[i] = s->strs[i];
+    }
+    if (cfg->alpn) /* ALPN names are program constants, not copied */
+        s->cfg.alpn = cfg->alpn;
+    slot_stamps(s, s->stamps);
+    int r = zm_tls_ctx_new(&s->cur, &s->cfg, err);
+    if (r < 0) {
+        zm_tls_slot_free(&s);
+        return r;
+    }
+    *out = s;
+    return 0;
+}
+
+int zm_tls_slot_reload(zm_tls_slot_t *slot, zm_err_t *err)
+{
+    file_stamp_t now[3];
+    slot_stamps(slot, now);
+    bool same = true;
+    for (int i = 0; i < 3; i++)
+        same = same && stamp_eq(&now[i], &slot->stamps[i]);
+    if (same)
+        return 0;
+    /* Stamps taken before reading: a write racing with us shows up as a
+     * further change on the next reload. A failed build keeps the old
+     * stamps, so it is retried (and reported) until the files are fixed. */
+    zm_tls_ctx_t *c = NULL;
+    int r = zm_tls_ctx_new(&c, &slot->cfg, err);
+    if (r < 0)
+        return r;
+    memcpy(slot->stamps, now, sizeof(now));
+    pthread_mutex_lock(&slot->lock);
+    zm_tls_ctx_t *old = slot->cur;
+    slot->cur = c;
+    pthread_mutex_unlock(&slot->lock);
+    zm_tls_ctx_unref(&old);
+    return 1;
+}
+
+zm_tls_ctx_t *zm_tls_slot_get(zm_tls_slot_t *slot)
+{
+    pthread_mutex_lock(&slot->lock);
+    zm_tls_ctx_t *c = slot->cur;
+    if (c)
+        zm_tls_ctx_ref(c);
+    pthread_mutex_unlock(&slot->lock);
+    return c;
+}
+
+void zm_tls_slot_free(zm_tls_slot_t **sp)
+{
+    zm_tls_slot_t *s = *sp;
+    if (!s)
+        return;
+    *sp = NULL;
+    zm_tls_ctx_unref(&s->cur);
+    for (size_t i = 0; i < ZM_ARRAY_LEN(s->strs); i++)
+        free(s->strs[i]);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
