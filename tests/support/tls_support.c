@@ -12,6 +12,9 @@
 
 #include "tls_support.h"
 
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
 static void check(int r, const zm_err_t *err)
 {
     if (r < 0) {
@@ -101,4 +104,19 @@ ts_pump_result_t ts_pump(zm_tls_t *client, zm_tls_t *server)
             break; /* stuck: the caller sees ZM_AGAIN */
     }
     return res;
+}
+
+int ts_verify_chain(const char *ca_pem, const char *cert_pem)
+{
+    zm_tls_global_init();
+    WOLFSSL_CERT_MANAGER *cm = wolfSSL_CertManagerNew();
+    if (!cm)
+        return -1;
+    int r = wolfSSL_CertManagerLoadCABuffer(cm, (const unsigned char *)ca_pem,
+                                            (long)strlen(ca_pem), WOLFSSL_FILETYPE_PEM);
+    if (r == WOLFSSL_SUCCESS)
+        r = wolfSSL_CertManagerVerifyBuffer(cm, (const unsigned char *)cert_pem,
+                                            (long)strlen(cert_pem), WOLFSSL_FILETYPE_PEM);
+    wolfSSL_CertManagerFree(cm);
+    return r == WOLFSSL_SUCCESS ? 0 : (r ? r : -1);
 }

@@ -48,4 +48,8 @@ ssize_t ts_move(zm_tls_t *from, zm_tls_t *to);
  * one fails and no bytes remain in flight, or nothing moves any more. */
 ts_pump_result_t ts_pump(zm_tls_t *client, zm_tls_t *server);
 
+/* Verifies cert_pem against ca_pem with wolfSSL's certificate manager:
+ * 0 valid, else the wolfSSL error code. */
+int ts_verify_chain(const char *ca_pem, const char *cert_pem);
+
 #endif
