@@ -8,7 +8,10 @@
  * authority key identifiers, and either CA extensions (basicConstraints CA,
  * keyCertSign|cRLSign) or leaf extensions (digitalSignature|keyAgreement,
  * serverAuth+clientAuth, one URI SAN holding the SPIFFE ID). The output is
- * accepted by `openssl verify` (checked during development).
+ * accepted by `openssl verify -x509_strict` (checked during development).
+ *
+ * Also here: zm_spiffe_parse(), the strict reading of the SPIFFE IDs those
+ * certificates carry.
  *
  * Threading: no shared state; each call owns its RNG and keys. The Cert
  * structure is ~20 KiB, so it lives on the heap rather than the stack.
@@ -28,6 +31,62 @@
 #include <time.h>
 
 #include "tls.h"
+
+/* ---- SPIFFE IDs ---- */
+
+static bool seg_ok(const char *s, size_t n, size_t max)
+{
+    if (n == 0 || n >= max)
+        return false;
+    if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+int zm_spiffe_parse(const char *uri, zm_spiffe_id_t *out)
+{
+    static const char scheme[] = "spiffe://";
+    if (!uri || !out || strncmp(uri, scheme, sizeof(scheme) - 1) != 0)
+        return -EINVAL;
+    size_t len = strlen(uri);
+    if (len >= sizeof(out->uri))
+        return -EINVAL;
+    const char *td = uri + sizeof(scheme) - 1;
+    const char *slash = strchr(td, '/');
+    if (!slash)
+        return -EINVAL;
+    size_t tdn = (size_t)(slash - td);
+    if (tdn == 0 || tdn >= sizeof(out->trust_domain))
+        return -EINVAL;
+    for (size_t i = 0; i < tdn; i++) {
+        char c = td[i]; /* lower case only, no port or userinfo */
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'))
+            return -EINVAL;
+    }
+    if (strncmp(slash, "/ns/", 4) != 0)
+        return -EINVAL;
+    const char *ns = slash + 4;
+    const char *ns_end = strchr(ns, '/');
+    if (!ns_end || strncmp(ns_end, "/sa/", 4) != 0)
+        return -EINVAL;
+    const char *sa = ns_end + 4;
+    size_t nsn = (size_t)(ns_end - ns), san = strlen(sa);
+    if (!seg_ok(ns, nsn, sizeof(out->ns)) || !seg_ok(sa, san, sizeof(out->sa)))
+        return -EINVAL;
+    memcpy(out->uri, uri, len + 1);
+    memcpy(out->trust_domain, td, tdn);
+    out->trust_domain[tdn] = '\0';
+    memcpy(out->ns, ns, nsn);
+    out->ns[nsn] = '\0';
+    memcpy(out->sa, sa, san + 1);
+    return 0;
+}
 
 #define DER_MAX 4096
 #define PEM_MAX 8192
@@ -117,8 +176,8 @@ static char *der_to_pem(const uint8_t *der, int der_len, int type)
 static int load_ca(const char *cert_pem, const char *key_pem, uint8_t *ca_der, int *ca_der_len,
                    ecc_key *ca_key, zm_err_t *err)
 {
-    int n = wc_CertPemToDer((const unsigned char *)cert_pem, (int)strlen(cert_pem), ca_der,
-                            DER_MAX, CERT_TYPE);
+    int n = wc_CertPemToDer((const unsigned char *)cert_pem, (int)strlen(cert_pem), ca_der, DER_MAX,
+                            CERT_TYPE);
     if (n <= 0)
         return zm_err_set(err, NULL, 0, "CA certificate: not a PEM certificate (%d)", n);
     *ca_der_len = n;
@@ -133,6 +192,126 @@ static int load_ca(const char *cert_pem, const char *key_pem, uint8_t *ca_der, i
     if (r != 0)
         return zm_err_set(err, NULL, 0, "CA key: not an EC private key (%d)", r);
     return 0;
+}
+
+/* DER header at p (tag, length): returns header size and sets *len, or -1. */
+static int der_hdr(const uint8_t *p, size_t avail, size_t *len)
+{
+    if (avail < 2)
+        return -1;
+    if (p[1] < 0x80) {
+        *len = p[1];
+        return 2;
+    }
+    int nb = p[1] & 0x7f;
+    if (nb < 1 || nb > 3 || avail < (size_t)(2 + nb))
+        return -1;
+    size_t l = 0;
+    for (int i = 0; i < nb; i++)
+        l = (l << 8) | p[2 + i];
+    *len = l;
+    return 2 + nb;
+}
+
+static size_t der_put_hdr(uint8_t *out, uint8_t tag, size_t len)
+{
+    size_t o = 0;
+    out[o++] = tag;
+    if (len < 0x80) {
+        out[o++] = (uint8_t)len;
+    } else if (len < 0x100) {
+        out[o++] = 0x81;
+        out[o++] = (uint8_t)len;
+    } else {
+        out[o++] = 0x82;
+        out[o++] = (uint8_t)(len >> 8);
+        out[o++] = (uint8_t)len;
+    }
+    return o;
+}
+
+static size_t der_hdr_size(size_t len)
+{
+    return len < 0x80 ? 2 : len < 0x100 ? 3 : 4;
+}
+
+/* wolfSSL 5.5.4 (non-template ASN) always writes basicConstraints as
+ * non-critical, but RFC 5280 4.2.1.9 requires CAs to mark it critical and
+ * `openssl verify -x509_strict` refuses otherwise. Rewrite the unsigned TBS
+ * in place: insert `critical TRUE` into that extension and re-encode the
+ * four enclosing lengths. Returns the new TBS size or -1. */
+static int tbs_bc_critical(uint8_t *tbs, size_t tbs_len, size_t cap)
+{
+    static const uint8_t bc_oid[] = {0x06, 0x03, 0x55, 0x1d, 0x13};
+    static const uint8_t crit[] = {0x01, 0x01, 0xff};
+    size_t l0, l1, l2;
+    int h0 = der_hdr(tbs, tbs_len, &l0);
+    if (h0 < 0 || tbs[0] != 0x30 || h0 + l0 != tbs_len)
+        return -1;
+    size_t off = (size_t)h0, a3 = 0; /* find [3] extensions */
+    while (off < tbs_len) {
+        size_t l;
+        int h = der_hdr(tbs + off, tbs_len - off, &l);
+        if (h < 0)
+            return -1;
+        if (tbs[off] == 0xa3) {
+            a3 = off;
+            break;
+        }
+        off += (size_t)h + l;
+    }
+    if (!a3)
+        return -1;
+    int h1 = der_hdr(tbs + a3, tbs_len - a3, &l1);
+    size_t seq = a3 + (size_t)h1;
+    int h2 = h1 < 0 ? -1 : der_hdr(tbs + seq, tbs_len - seq, &l2);
+    if (h2 < 0 || tbs[seq] != 0x30)
+        return -1;
+    size_t e = seq + (size_t)h2, end = e + l2, bc = 0, bcl = 0;
+    int bch = 0;
+    while (e < end) {
+        size_t l;
+        int h = der_hdr(tbs + e, end - e, &l);
+        if (h < 0)
+            return -1;
+        if (l > sizeof(bc_oid) && !memcmp(tbs + e + h, bc_oid, sizeof(bc_oid))) {
+            bc = e, bcl = l, bch = h;
+            break;
+        }
+        e += (size_t)h + l;
+    }
+    if (!bc || tbs[bc + (size_t)bch + sizeof(bc_oid)] == 0x01)
+        return bc ? (int)tbs_len : -1; /* already has a critical flag */
+    size_t nbcl = bcl + sizeof(crit);
+    size_t nl2 = l2 - (size_t)bch - bcl + der_hdr_size(nbcl) + nbcl;
+    size_t nl1 = der_hdr_size(nl2) + nl2;
+    size_t nl0 = (a3 - (size_t)h0) + der_hdr_size(nl1) + nl1;
+    size_t total = der_hdr_size(nl0) + nl0;
+    if (a3 + (size_t)h1 + l1 != tbs_len || total > cap || total > 8192)
+        return -1;
+    uint8_t *tmp = malloc(total);
+    if (!tmp)
+        return -1;
+    size_t o = der_put_hdr(tmp, 0x30, nl0);
+    memcpy(tmp + o, tbs + h0, a3 - (size_t)h0), o += a3 - (size_t)h0;
+    o += der_put_hdr(tmp + o, 0xa3, nl1);
+    o += der_put_hdr(tmp + o, 0x30, nl2);
+    size_t before = bc - (seq + (size_t)h2);
+    memcpy(tmp + o, tbs + seq + h2, before), o += before;
+    o += der_put_hdr(tmp + o, 0x30, nbcl);
+    memcpy(tmp + o, bc_oid, sizeof(bc_oid)), o += sizeof(bc_oid);
+    memcpy(tmp + o, crit, sizeof(crit)), o += sizeof(crit);
+    size_t rest = bcl - sizeof(bc_oid);
+    memcpy(tmp + o, tbs + bc + bch + sizeof(bc_oid), rest), o += rest;
+    size_t after = end - (bc + (size_t)bch + bcl);
+    memcpy(tmp + o, tbs + bc + bch + bcl, after), o += after;
+    if (o != total) {
+        free(tmp);
+        return -1;
+    }
+    memcpy(tbs, tmp, total);
+    free(tmp);
+    return (int)total;
 }
 
 int zm_cert_issue(const zm_cert_req_t *req, const char *ca_cert_pem, const char *ca_key_pem,
@@ -238,6 +417,14 @@ int zm_cert_issue(const zm_cert_req_t *req, const char *ca_cert_pem, const char 
     if (r < 0) {
         zm_err_set(err, NULL, 0, "wc_MakeCert: %d", r);
         goto out;
+    }
+    if (req->is_ca) {
+        int n = tbs_bc_critical(der, (size_t)cert->bodySz, DER_MAX);
+        if (n < 0) {
+            zm_err_set(err, NULL, 0, "cannot mark basicConstraints critical");
+            goto out;
+        }
+        cert->bodySz = n;
     }
     int der_len = wc_SignCert(cert->bodySz, cert->sigType, der, DER_MAX, NULL, signer, &rng);
     if (der_len < 0) {

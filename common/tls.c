@@ -1,6 +1,7 @@
 /*
  * tls.c — wolfSSL connections driven over memory buffers, mesh identity
- * checks, reference-counted contexts and reloadable slots (see tls.h).
+ * checks and reference-counted contexts (see tls.h; reloadable slots are in
+ * tls_slot.c, certificate issuing and SPIFFE parsing in cert.c).
  *
  * IO: wolfSSL's IO callbacks never touch a socket. recv copies from `in`
  * (filled by zm_tls_feed) and answers WANT_READ when it is empty; send
@@ -20,8 +21,8 @@
  * Invariants: a zm_tls_t holds one reference on its zm_tls_ctx_t for its
  * whole life; once failed (t->rc < 0) every call returns the same error.
  *
- * Threading: contexts are shared read-only (atomic refcount); a slot's
- * current pointer is guarded by a mutex; a zm_tls_t is single-threaded.
+ * Threading: contexts are shared read-only (atomic refcount); a zm_tls_t is
+ * single-threaded.
  */
 #include <wolfssl/options.h>
 
@@ -34,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "tls.h"
@@ -71,63 +71,6 @@ struct zm_tls {
     char err[384];
 };
 
-/* ---- SPIFFE IDs ---- */
-
-static bool seg_ok(const char *s, size_t n, size_t max)
-{
-    if (n == 0 || n >= max)
-        return false;
-    if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '-' || c == '_'))
-            return false;
-    }
-    return true;
-}
-
-int zm_spiffe_parse(const char *uri, zm_spiffe_id_t *out)
-{
-    static const char scheme[] = "spiffe://";
-    if (!uri || !out || strncmp(uri, scheme, sizeof(scheme) - 1) != 0)
-        return -EINVAL;
-    size_t len = strlen(uri);
-    if (len >= sizeof(out->uri))
-        return -EINVAL;
-    const char *td = uri + sizeof(scheme) - 1;
-    const char *slash = strchr(td, '/');
-    if (!slash)
-        return -EINVAL;
-    size_t tdn = (size_t)(slash - td);
-    if (tdn == 0 || tdn >= sizeof(out->trust_domain))
-        return -EINVAL;
-    for (size_t i = 0; i < tdn; i++) {
-        char c = td[i]; /* lower case only, no port or userinfo */
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-              c == '_'))
-            return -EINVAL;
-    }
-    if (strncmp(slash, "/ns/", 4) != 0)
-        return -EINVAL;
-    const char *ns = slash + 4;
-    const char *ns_end = strchr(ns, '/');
-    if (!ns_end || strncmp(ns_end, "/sa/", 4) != 0)
-        return -EINVAL;
-    const char *sa = ns_end + 4;
-    size_t nsn = (size_t)(ns_end - ns), san = strlen(sa);
-    if (!seg_ok(ns, nsn, sizeof(out->ns)) || !seg_ok(sa, san, sizeof(out->sa)))
-        return -EINVAL;
-    memcpy(out->uri, uri, len + 1);
-    memcpy(out->trust_domain, td, tdn);
-    out->trust_domain[tdn] = '\0';
-    memcpy(out->ns, ns, nsn);
-    out->ns[nsn] = '\0';
-    memcpy(out->sa, sa, san + 1);
-    return 0;
-}
-
 /* First URI SAN of a certificate: 1 found (copied), 0 none, <0 error. */
 static int first_uri_san(WOLFSSL_X509 *x, char *out, size_t cap)
 {
@@ -137,7 +80,8 @@ static int first_uri_san(WOLFSSL_X509 *x, char *out, size_t cap)
     int found = 0, n = wolfSSL_sk_GENERAL_NAME_num(names);
     for (int i = 0; i < n && !found; i++) {
         WOLFSSL_GENERAL_NAME *gn = wolfSSL_sk_GENERAL_NAME_value(names, i);
-        if (!gn || gn->type != 6 /* GEN_URI, uniformResourceIdentifier */ || !gn->d.uniformResourceIdentifier)
+        if (!gn || gn->type != 6 /* GEN_URI, uniformResourceIdentifier */ ||
+            !gn->d.uniformResourceIdentifier)
             continue;
         const unsigned char *d = wolfSSL_ASN1_STRING_data(gn->d.uniformResourceIdentifier);
         int dl = wolfSSL_ASN1_STRING_length(gn->d.uniformResourceIdentifier);
@@ -466,8 +410,8 @@ int zm_tls_ctx_new(zm_tls_ctx_t **out, const zm_tls_ctx_config_t *cfg, zm_err_t 
     char *o_cert = NULL, *o_key = NULL, *o_ca = NULL;
     /* A client may go without a certificate (a server will refuse it unless
      * allow_no_client_cert); it then needs an explicit trust domain. */
-    bool anonymous = !cfg->server && !cfg->cert_pem && !cfg->cert_file && !cfg->key_pem &&
-                     !cfg->key_file;
+    bool anonymous =
+        !cfg->server && !cfg->cert_pem && !cfg->cert_file && !cfg->key_pem && !cfg->key_file;
     r = 0;
     if (!anonymous)
         r = get_pem(cfg->cert_pem, cfg->cert_file, "certificate", &cert, &o_cert, err);
@@ -668,8 +612,7 @@ static int fail(zm_tls_t *t, int ret)
     } else if (e == FATAL_ERROR && h.last_rx.code > 0) {
         rc = alert_is_refusal(h.last_rx.code) ? -EACCES : -EPROTO;
         snprintf(t->err, sizeof(t->err), "peer sent alert %d (%s)%s", h.last_rx.code,
-                 alert_name(h.last_rx.code),
-                 rc == -EACCES ? ": peer refused our certificate" : "");
+                 alert_name(h.last_rx.code), rc == -EACCES ? ": peer refused our certificate" : "");
     } else if (e == UNKNOWN_ALPN_PROTOCOL_NAME_E) {
         snprintf(t->err, sizeof(t->err), "ALPN mismatch (want %s)", t->ctx->alpn);
     } else {
@@ -814,127 +757,4 @@ const char *zm_tls_version(const zm_tls_t *t)
 const char *zm_tls_error(const zm_tls_t *t)
 {
     return t->err[0] ? t->err : NULL;
-}
-
-/* ---- reloadable slots ---- */
-
-typedef struct file_stamp {
-    bool present;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-} file_stamp_t;
-
-struct zm_tls_slot {
-    pthread_mutex_t lock; /* guards cur */
-    zm_tls_ctx_t *cur;
-    zm_tls_ctx_config_t cfg; /* strings below are owned copies */
-    char *strs[7];
-    file_stamp_t stamps[3];
-};
-
-static void stamp_file(const char *path, file_stamp_t *s)
-{
-    struct stat st;
-    memset(s, 0, sizeof(*s));
-    if (!path || stat(path, &st) != 0)
-        return;
-    s->present = true;
-    s->dev = st.st_dev;
-    s->ino = st.st_ino;
-    s->size = st.st_size;
-    s->mtime = st.st_mtim;
-}
-
-static bool stamp_eq(const file_stamp_t *a, const file_stamp_t *b)
-{
-    return a->present == b->present && a->dev == b->dev && a->ino == b->ino &&
-           a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
-           a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
-
-static void slot_stamps(const zm_tls_slot_t *s, file_stamp_t out[3])
-{
-    stamp_file(s->cfg.cert_pem ? NULL : s->cfg.cert_file, &out[0]);
-    stamp_file(s->cfg.key_pem ? NULL : s->cfg.key_file, &out[1]);
-    stamp_file(s->cfg.ca_pem ? NULL : s->cfg.ca_file, &out[2]);
-}
-
-int zm_tls_slot_new(zm_tls_slot_t **out, const zm_tls_ctx_config_t *cfg, zm_err_t *err)
-{
-    *out = NULL;
-    zm_tls_slot_t *s = calloc(1, sizeof(*s));
-    if (!s)
-        return zm_err_set(err, NULL, 0, "out of memory");
-    pthread_mutex_init(&s->lock, NULL);
-    s->cfg = *cfg;
-    const char **fields[] = {&s->cfg.cert_file, &s->cfg.key_file, &s->cfg.ca_file,
-                             &s->cfg.cert_pem,  &s->cfg.key_pem,  &s->cfg.ca_pem,
-                             &s->cfg.trust_domain};
-    for (size_t i = 0; i < ZM_ARRAY_LEN(fields); i++) {
-        if (*fields[i] && !(s->strs[i] = strdup(*fields[i]))) {
-            zm_tls_slot_free(&s);
-            return zm_err_set(err, NULL, 0, "out of memory");
-        }
-        *fields[i] = s->strs[i];
-    }
-    if (cfg->alpn) /* ALPN names are program constants, not copied */
-        s->cfg.alpn = cfg->alpn;
-    slot_stamps(s, s->stamps);
-    int r = zm_tls_ctx_new(&s->cur, &s->cfg, err);
-    if (r < 0) {
-        zm_tls_slot_free(&s);
-        return r;
-    }
-    *out = s;
-    return 0;
-}
-
-int zm_tls_slot_reload(zm_tls_slot_t *slot, zm_err_t *err)
-{
-    file_stamp_t now[3];
-    slot_stamps(slot, now);
-    bool same = true;
-    for (int i = 0; i < 3; i++)
-        same = same && stamp_eq(&now[i], &slot->stamps[i]);
-    if (same)
-        return 0;
-    /* Stamps taken before reading: a write racing with us shows up as a
-     * further change on the next reload. A failed build keeps the old
-     * stamps, so it is retried (and reported) until the files are fixed. */
-    zm_tls_ctx_t *c = NULL;
-    int r = zm_tls_ctx_new(&c, &slot->cfg, err);
-    if (r < 0)
-        return r;
-    memcpy(slot->stamps, now, sizeof(now));
-    pthread_mutex_lock(&slot->lock);
-    zm_tls_ctx_t *old = slot->cur;
-    slot->cur = c;
-    pthread_mutex_unlock(&slot->lock);
-    zm_tls_ctx_unref(&old);
-    return 1;
-}
-
-zm_tls_ctx_t *zm_tls_slot_get(zm_tls_slot_t *slot)
-{
-    pthread_mutex_lock(&slot->lock);
-    zm_tls_ctx_t *c = slot->cur;
-    if (c)
-        zm_tls_ctx_ref(c);
-    pthread_mutex_unlock(&slot->lock);
-    return c;
-}
-
-void zm_tls_slot_free(zm_tls_slot_t **sp)
-{
-    zm_tls_slot_t *s = *sp;
-    if (!s)
-        return;
-    *sp = NULL;
-    zm_tls_ctx_unref(&s->cur);
-    for (size_t i = 0; i < ZM_ARRAY_LEN(s->strs); i++)
-        free(s->strs[i]);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
 }

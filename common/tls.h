@@ -125,11 +125,11 @@ const char *zm_tls_error(const zm_tls_t *t);
 /* ---- certificates (shared by tests and the mesh CA) ---- */
 
 typedef struct zm_cert_req {
-    const char *spiffe_id;  /* URI SAN; NULL for a CA */
+    const char *spiffe_id; /* URI SAN; NULL for a CA */
     const char *common_name;
     bool is_ca;
-    int64_t not_before;     /* seconds since epoch; 0 = now - 60 s */
-    int64_t not_after;      /* 0 = not_before + 24 h */
+    int64_t not_before; /* seconds since epoch; 0 = now - 60 s */
+    int64_t not_after;  /* 0 = not_before + 24 h */
 } zm_cert_req_t;
 
 /* Generates an ECDSA P-256 key and a certificate for it, signed by the CA

@@ -45,8 +45,7 @@ void ts_ident_issue(ts_ident_t *id, const ts_ca_t *ca, const char *spiffe_id, in
                          .common_name = spiffe_id ? spiffe_id : "no-uri",
                          .not_before = not_before,
                          .not_after = not_after};
-    check(zm_cert_issue(&req, ca->cert_pem, ca->key_pem, &id->cert_pem, &id->key_pem, &err),
-          &err);
+    check(zm_cert_issue(&req, ca->cert_pem, ca->key_pem, &id->cert_pem, &id->key_pem, &err), &err);
     id->ca_pem = ca->cert_pem;
 }
 
@@ -112,8 +111,8 @@ int ts_verify_chain(const char *ca_pem, const char *cert_pem)
     WOLFSSL_CERT_MANAGER *cm = wolfSSL_CertManagerNew();
     if (!cm)
         return -1;
-    int r = wolfSSL_CertManagerLoadCABuffer(cm, (const unsigned char *)ca_pem,
-                                            (long)strlen(ca_pem), WOLFSSL_FILETYPE_PEM);
+    int r = wolfSSL_CertManagerLoadCABuffer(cm, (const unsigned char *)ca_pem, (long)strlen(ca_pem),
+                                            WOLFSSL_FILETYPE_PEM);
     if (r == WOLFSSL_SUCCESS)
         r = wolfSSL_CertManagerVerifyBuffer(cm, (const unsigned char *)cert_pem,
                                             (long)strlen(cert_pem), WOLFSSL_FILETYPE_PEM);

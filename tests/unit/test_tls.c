@@ -303,7 +303,6 @@ static void refused_server_other_domain(void **state)
     ts_ident_free(&bs);
 }
 
-
 static void write_file(const char *dir, const char *name, const char *content)
 {
     char path[512];
@@ -378,8 +377,9 @@ static void slot_reload(void **state)
     zm_tls_free(&c1);
 
     /* Broken files: the reload fails and the current context stays. */
-    write_file(dir, "key.pem", "-----BEGIN EC PRIVATE KEY-----\ngarbage\n"
-                               "-----END EC PRIVATE KEY-----\n");
+    write_file(dir, "key.pem",
+               "-----BEGIN EC PRIVATE KEY-----\ngarbage\n"
+               "-----END EC PRIVATE KEY-----\n");
     assert_true(zm_tls_slot_reload(slot, &err) < 0);
     assert_non_null(strstr(err.file, "key.pem"));
     cur = zm_tls_slot_get(slot);
@@ -412,16 +412,20 @@ static void ctx_errors(void **state)
 {
     zm_err_t err = {0};
     zm_tls_ctx_t *c = NULL;
-    zm_tls_ctx_config_t cfg = {.server = true, .cert_file = "/nonexistent/cert.pem",
-                               .key_pem = server_id.key_pem, .ca_pem = ca.cert_pem};
+    zm_tls_ctx_config_t cfg = {.server = true,
+                               .cert_file = "/nonexistent/cert.pem",
+                               .key_pem = server_id.key_pem,
+                               .ca_pem = ca.cert_pem};
     assert_int_equal(zm_tls_ctx_new(&c, &cfg, &err), -EINVAL);
     assert_string_equal(err.file, "/nonexistent/cert.pem");
     assert_null(c);
     /* A certificate without a SPIFFE ID needs a configured trust domain. */
     ts_ident_t plain;
     ts_ident_issue(&plain, &ca, NULL, 0, 0);
-    zm_tls_ctx_config_t p = {.server = true, .cert_pem = plain.cert_pem,
-                             .key_pem = plain.key_pem, .ca_pem = ca.cert_pem};
+    zm_tls_ctx_config_t p = {.server = true,
+                             .cert_pem = plain.cert_pem,
+                             .key_pem = plain.key_pem,
+                             .ca_pem = ca.cert_pem};
     assert_int_equal(zm_tls_ctx_new(&c, &p, &err), -EINVAL);
     p.trust_domain = "a.local";
     assert_int_equal(zm_tls_ctx_new(&c, &p, &err), 0);
@@ -441,8 +445,10 @@ static void ctx_errors(void **state)
 static void alpn_mismatch(void **state)
 {
     zm_err_t err = {0};
-    zm_tls_ctx_config_t ccfg = {.cert_pem = client_id.cert_pem, .key_pem = client_id.key_pem,
-                                .ca_pem = ca.cert_pem, .alpn = "http/1.1"};
+    zm_tls_ctx_config_t ccfg = {.cert_pem = client_id.cert_pem,
+                                .key_pem = client_id.key_pem,
+                                .ca_pem = ca.cert_pem,
+                                .alpn = "http/1.1"};
     refusal_t r;
     memset(&r, 0, sizeof(r));
     assert_int_equal(zm_tls_ctx_new(&r.cctx, &ccfg, &err), 0);
