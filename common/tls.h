@@ -35,7 +35,9 @@ typedef struct zm_tls zm_tls_t;
 
 typedef struct zm_tls_ctx_config {
     bool server;
-    /* PEM files, or PEM in memory when the *_pem field is set instead. */
+    /* PEM files, or PEM in memory when the *_pem field is set instead.
+     * A client may give no certificate/key at all (it then needs
+     * trust_domain); a server always needs both. */
     const char *cert_file, *key_file, *ca_file;
     const char *cert_pem, *key_pem, *ca_pem;
     /* Peers must present a SPIFFE ID in this trust domain. NULL: take it
