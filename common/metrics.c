@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define OVERFLOW_METRIC "zmesh_metrics_series_overflow_total"
 

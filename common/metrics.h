@@ -42,7 +42,6 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <string.h>
 
 #define ZM_METRICS_DEFAULT_SERIES_LIMIT 10000
 #define ZM_METRICS_MAX_LABELS 16
