@@ -120,8 +120,10 @@ typedef struct zm_config_log {
 
 /* One immutable snapshot. Strings are owned by the snapshot. */
 typedef struct zm_config {
-    uint64_t generation; /* 1 on first load; +1 per reload accepted by a slot */
-    const char *path;    /* the file it was read from */
+    uint64_t generation;        /* 1 on first load; +1 per reload accepted by a slot */
+    const char *path;           /* the file it was read from */
+    const char *const *sources; /* files that contributed settings (main, @includes) */
+    size_t n_sources;
     zm_config_node_t node;
     uint32_t workers; /* 0 = one per core */
     zm_config_listen_t listen;

@@ -211,6 +211,9 @@ static void include_and_derived_ca(void **state)
     assert_int_equal(cfg->workers, 1);
     assert_int_equal(cfg->limits.max_connections, 77);
     assert_string_equal(cfg->tls.ca_file, "/c/ca.pem");
+    assert_int_equal(cfg->n_sources, 2);
+    assert_string_equal(cfg->sources[0], path);
+    assert_string_equal(cfg->sources[1], inc);
     zm_config_release(&cfg);
 }
 
