@@ -14,7 +14,10 @@
  * Unknown keys, wrong types and out-of-range values are errors that name the
  * file and line (`mesh.cfg:12: unknown key 'outbond' in section 'listen'`).
  * `@include "x.cfg"` is resolved against the config file's directory.
- * The full reference (types, ranges, meaning) is config/SCHEMA.md.
+ * The full reference (types, ranges, meaning) is config/SCHEMA.md. The
+ * schema itself is a set of field tables in config.c (machinery in
+ * config_schema.h): a new section is a struct here, a parse function and a
+ * line in config.c's `sections` table, plus its rows in SCHEMA.md.
  *
  *   key                            default                    range / values
  *   node.name                      "node-1"                   1..253 chars
