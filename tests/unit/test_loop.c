@@ -425,6 +425,82 @@ static void backpressure_pause_bounds_queue_and_resume_delivers(void **state)
     zm_loop_destroy(&loop);
 }
 
+/* ---- held data and an empty buffer ring ---- */
+
+struct hold {
+    zm_sock_t *self;
+    bool paused;
+    size_t bytes;
+};
+
+static void hold_data(zm_sock_t *s, const uint8_t *d, size_t n)
+{
+    struct hold *h = zm_sock_ctx(s);
+    assert_false(h->paused); /* nothing is delivered while paused */
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(d[i], pattern(h->bytes + i));
+    h->bytes += n;
+}
+static const zm_sock_handlers_t hold_h = {.on_data = hold_data};
+
+static void pause_posted(zm_loop_t *loop, void *arg)
+{
+    struct hold *h = arg;
+    zm_sock_pause_read(h->self);
+    h->paused = true;
+}
+
+static void write_pattern(int fd, size_t from, size_t n)
+{
+    uint8_t buf[4096];
+    while (n) {
+        size_t k = ZM_MIN(n, sizeof(buf));
+        for (size_t i = 0; i < k; i++)
+            buf[i] = pattern(from + i);
+        assert_int_equal(write(fd, buf, k), (ssize_t)k);
+        from += k;
+        n -= k;
+    }
+}
+
+static void paused_data_is_held_and_nobufs_recovers(void **state)
+{
+    /* Four 512-byte buffers. The posted pause is dispatched (eventfd read,
+     * submitted first) before A's recv CQEs for its 16 KiB: all four
+     * buffers end up held by paused A, so B's recv runs dry and waits for
+     * a recycle, which comes when A resumes. */
+    zm_loop_config_t cfg = {.recv_buf_count = 4, .recv_buf_size = 512};
+    zm_loop_t *loop;
+    assert_int_equal(zm_loop_new(&loop, &cfg), 0);
+    int a[2], b[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), 0);
+    struct hold ha = {0}, hb = {0};
+    write_pattern(a[1], 0, 16384);
+    assert_int_equal(zm_sock_wrap(&ha.self, loop, a[0], &hold_h, &ha), 0);
+    assert_int_equal(zm_loop_post(loop, pause_posted, &ha), 0);
+    for (int i = 0; i < 10; i++)
+        zm_loop_run_once(loop, 2);
+    assert_true(ha.paused);
+    write_pattern(b[1], 0, 2048);
+    assert_int_equal(zm_sock_wrap(&hb.self, loop, b[0], &hold_h, &hb), 0);
+    for (int i = 0; i < 10; i++)
+        zm_loop_run_once(loop, 2);
+    assert_int_equal(ha.bytes, 0); /* all four buffers held by A */
+    assert_int_equal(hb.bytes, 0); /* so B waits on the nobufs list */
+    ha.paused = false;
+    zm_sock_resume_read(ha.self);
+    for (int i = 0; i < 20000 && (ha.bytes < 16384 || hb.bytes < 2048); i++)
+        assert_true(zm_loop_run_once(loop, 20) >= 0);
+    assert_int_equal(ha.bytes, 16384);
+    assert_int_equal(hb.bytes, 2048);
+    zm_sock_close(ha.self, 0);
+    zm_sock_close(hb.self, 0);
+    close(a[1]);
+    close(b[1]);
+    zm_loop_destroy(&loop); /* closes without callbacks */
+}
+
 /* ---- timers and post ---- */
 
 struct tmr {
@@ -609,6 +685,7 @@ int main(void)
         cmocka_unit_test(stale_completion_not_delivered_to_reused_slot),
         cmocka_unit_test(pools_exhaust_with_enobufs_and_recover),
         cmocka_unit_test(backpressure_pause_bounds_queue_and_resume_delivers),
+        cmocka_unit_test(paused_data_is_held_and_nobufs_recovers),
         cmocka_unit_test(timers_fire_in_order),
         cmocka_unit_test(post_from_thread_runs_on_loop_thread),
         cmocka_unit_test(workers_share_reuseport_and_drain),
