@@ -283,7 +283,7 @@ static void efd_poke(zm_loop_t *loop)
 {
     uint64_t one = 1;
     ssize_t n = write(loop->efd, &one, sizeof(one));
-    (void)n; /* EAGAIN means the counter is already non-zero: awake anyway */
+    (void)n; /* only fails if the counter would overflow: awake anyway */
 }
 
 int zm_loop_post(zm_loop_t *loop, zm_post_cb fn, void *arg)
@@ -391,7 +391,9 @@ int zm_loop_new(zm_loop_t **out, const zm_loop_config_t *cfg)
     loop->ops_used = 0;
     if ((rc = bufs_init(loop)) < 0)
         goto fail;
-    loop->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    /* Blocking: io_uring would answer a read on an O_NONBLOCK eventfd with
+     * -EAGAIN instead of waiting for it to become readable. */
+    loop->efd = eventfd(0, EFD_CLOEXEC);
     if (loop->efd < 0) {
         rc = -errno;
         goto fail;

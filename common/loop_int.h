@@ -71,7 +71,6 @@ struct zm_sock {
     zm_loop_t *loop;
     int fd;
     uint32_t idx;
-    uint32_t gen;
     unsigned flags;
     int err;
     unsigned ops; /* in flight, live or detached */

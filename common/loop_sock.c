@@ -36,10 +36,8 @@ static zm_sock_t *sock_alloc(zm_loop_t *loop, int fd, const zm_sock_handlers_t *
         return NULL;
     zm_sock_t *s = &loop->socks[i];
     loop->sock_free = s->next_free;
-    uint32_t gen = s->gen;
     memset(s, 0, sizeof(*s));
     s->idx = i;
-    s->gen = gen + 1;
     s->loop = loop;
     s->fd = fd;
     s->recv_op = s->send_op = s->connect_op = s->shut_op = OP_NONE;

@@ -501,6 +501,79 @@ static void paused_data_is_held_and_nobufs_recovers(void **state)
     zm_loop_destroy(&loop); /* closes without callbacks */
 }
 
+/* ---- connect failure and listener flags ---- */
+
+struct cf {
+    int connect_res, close_err, closes;
+    bool closed;
+};
+static void cf_connect(zm_sock_t *s, int res)
+{
+    ((struct cf *)zm_sock_ctx(s))->connect_res = res;
+}
+static void cf_close(zm_sock_t *s, int err)
+{
+    struct cf *c = zm_sock_ctx(s);
+    c->close_err = err;
+    c->closes++;
+    c->closed = true;
+}
+
+static void connect_refused_then_close_once(void **state)
+{
+    zm_loop_t *loop;
+    assert_int_equal(zm_loop_new(&loop, NULL), 0);
+    /* A port that was just free: bind, read it, close. */
+    int r = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = lo_addr(0);
+    socklen_t alen = sizeof(a);
+    assert_int_equal(bind(r, (struct sockaddr *)&a, sizeof(a)), 0);
+    getsockname(r, (struct sockaddr *)&a, &alen);
+    close(r);
+    struct cf c = {0};
+    zm_sock_handlers_t h = {.on_connect = cf_connect, .on_close = cf_close};
+    zm_sock_t *s;
+    assert_int_equal(zm_sock_connect(&s, loop, (struct sockaddr *)&a, sizeof(a), &h, &c), 0);
+    assert_int_equal(zm_sock_send(s, "early", 5), 0); /* queued until connected */
+    run_until(loop, &c.closed);
+    for (int i = 0; i < 5; i++)
+        zm_loop_run_once(loop, 1);
+    assert_int_equal(c.connect_res, -ECONNREFUSED);
+    assert_int_equal(c.close_err, -ECONNREFUSED);
+    assert_int_equal(c.closes, 1);
+    assert_int_equal(zm_loop_socks_open(loop), 0);
+    zm_loop_destroy(&loop);
+}
+
+static void listener_flags(void **state)
+{
+    zm_loop_t *loop;
+    assert_int_equal(zm_loop_new(&loop, NULL), 0);
+    struct sockaddr_in a = lo_addr(0);
+    zm_listener_t *l1, *l2;
+    int rc = zm_listener_new(&l1, loop, (struct sockaddr *)&a, sizeof(a),
+                             ZM_LISTEN_REUSEPORT | ZM_LISTEN_TRANSPARENT, echo_accept, loop);
+    if (rc == -EPERM) { /* IP_TRANSPARENT needs CAP_NET_ADMIN */
+        rc = zm_listener_new(&l1, loop, (struct sockaddr *)&a, sizeof(a), ZM_LISTEN_REUSEPORT,
+                             echo_accept, loop);
+    }
+    assert_int_equal(rc, 0);
+    a = lo_addr(zm_listener_port(l1));
+    assert_int_equal(zm_listener_new(&l2, loop, (struct sockaddr *)&a, sizeof(a),
+                                     ZM_LISTEN_REUSEPORT, echo_accept, loop),
+                     0);
+    assert_int_equal(zm_listener_port(l2), zm_listener_port(l1));
+    zm_listener_t *l3;
+    assert_int_equal(
+        zm_listener_new(&l3, loop, (struct sockaddr *)&a, sizeof(a), 0, echo_accept, loop),
+        -EADDRINUSE);
+    assert_null(l3);
+    zm_listener_close(&l1);
+    zm_loop_run_once(loop, 0);
+    zm_listener_close(&l2); /* destroy reaps the pending cancel */
+    zm_loop_destroy(&loop);
+}
+
 /* ---- timers and post ---- */
 
 struct tmr {
@@ -686,6 +759,8 @@ int main(void)
         cmocka_unit_test(pools_exhaust_with_enobufs_and_recover),
         cmocka_unit_test(backpressure_pause_bounds_queue_and_resume_delivers),
         cmocka_unit_test(paused_data_is_held_and_nobufs_recovers),
+        cmocka_unit_test(connect_refused_then_close_once),
+        cmocka_unit_test(listener_flags),
         cmocka_unit_test(timers_fire_in_order),
         cmocka_unit_test(post_from_thread_runs_on_loop_thread),
         cmocka_unit_test(workers_share_reuseport_and_drain),
