@@ -1,7 +1,7 @@
 /*
  * loop_int.h — private structures shared by loop.c (ring, op pool, buffers,
- * timers, post queue) and loop_sock.c (sockets and listeners). Not a public
- * header: nothing outside those two files includes it.
+ * timers, post queue), loop_sock.c (sockets) and loop_listen.c (listeners).
+ * Not a public header: nothing outside those three files includes it.
  *
  * Invariants:
  * - An op slot is either free or owned by exactly one submission still
@@ -171,6 +171,10 @@ void zm__sock_cqe(zm_loop_t *loop, struct op *op, uint32_t idx, const struct io_
 void zm__listener_cqe(zm_loop_t *loop, struct op *op, uint32_t idx, const struct io_uring_cqe *cqe,
                       bool stale);
 void zm__sock_schedule(zm_sock_t *s);
+/* Clears O_NONBLOCK: io_uring fails such fds with -EAGAIN instead of
+ * waiting for readiness. */
+void zm__set_blocking(int fd);
+void zm__listener_free(zm_listener_t *l);
 void zm__run_ready(zm_loop_t *loop);
 /* Destroy: zm__close_all starts closing every socket and listener (no
  * callbacks: loop->destroying); zm__free_all frees what remains. */

@@ -1,15 +1,17 @@
 /*
- * loop_sock.c — sockets and listeners of a zm_loop: multishot accept,
- * multishot recv over the loop's provided buffer ring, the bounded send
- * queue flushed with one sendmsg over several chunks at a time, connect,
- * half-close and close.
+ * loop_sock.c — sockets of a zm_loop: multishot recv over the loop's
+ * provided buffer ring, the bounded send queue flushed with one sendmsg over
+ * several chunks at a time, connect, half-close and close. Listeners are in
+ * loop_listen.c.
  *
  * A socket has at most one op of each kind in flight (recv, send, connect,
  * shutdown) and counts them in s->ops. State changes made by API calls only
  * set flags and schedule the socket; sock_progress() then arms, flushes or
- * finalizes from the ready list, outside any user callback. Closing detaches
- * every live op (bumping its generation) and cancels it; the socket is
- * finalized (fd closed, on_close, slot freed) once s->ops reaches zero.
+ * finalizes from the ready list, so no zm_sock_* call ever re-enters a
+ * callback (callbacks run from CQE dispatch or the ready list only).
+ * Closing detaches every live op (bumping its generation) and cancels it;
+ * the socket is finalized (fd closed, on_close, slot freed) once s->ops
+ * reaches zero.
  *
  * While paused, data CQEs that were already on their way are held (their
  * buffers kept out of the ring) and delivered in order on resume; FIN too.
@@ -91,7 +93,7 @@ static void set_nodelay(int fd)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static void set_blocking(int fd)
+void zm__set_blocking(int fd)
 {
     /* io_uring honours O_NONBLOCK by failing with -EAGAIN instead of
      * waiting for readiness; the loop wants the waiting. */
@@ -432,7 +434,7 @@ int zm_sock_wrap(zm_sock_t **out, zm_loop_t *loop, int fd, const zm_sock_handler
     zm_sock_t *s = sock_alloc(loop, fd, h, ctx);
     if (!s)
         return -ENOBUFS;
-    set_blocking(fd);
+    zm__set_blocking(fd);
     set_nodelay(fd);
     int rc = recv_arm(s);
     if (rc < 0) {
@@ -452,7 +454,7 @@ int zm_sock_connect_fd(zm_sock_t **out, zm_loop_t *loop, int fd, const struct so
     zm_sock_t *s = sock_alloc(loop, fd, h, ctx);
     if (!s)
         return -ENOBUFS;
-    set_blocking(fd);
+    zm__set_blocking(fd);
     memcpy(&s->peer, addr, addr_len);
     s->peer_len = addr_len;
     struct io_uring_sqe *sqe;
@@ -618,172 +620,6 @@ void zm_sock_close(zm_sock_t *s, unsigned flags)
     hard_close(s, 0);
 }
 
-/* ---- listeners ---- */
-
-static void listener_free(zm_listener_t *l)
-{
-    zm_loop_t *loop = l->loop;
-    zm_timer_stop(loop, &l->retry);
-    if (l->fd >= 0)
-        close(l->fd);
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        loop->listeners = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
-    free(l);
-}
-
-static int listener_arm(zm_listener_t *l)
-{
-    zm_loop_t *loop = l->loop;
-    uint32_t op = zm__op_alloc(loop, OP_ACCEPT, l);
-    if (op == OP_NONE)
-        return -ENOBUFS;
-    struct io_uring_sqe *sqe = zm__sqe(loop);
-    if (!sqe) {
-        zm__op_free(loop, op);
-        return -EBUSY;
-    }
-    /* No address buffer: multishot reuses it for every CQE, so the peer
-     * is read with getpeername() at dispatch instead. */
-    io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, zm__op_ud(loop, op));
-    l->op = op;
-    l->ops++;
-    return 0;
-}
-
-static void listener_retry(zm_timer_t *t)
-{
-    zm_listener_t *l = ZM_CONTAINER_OF(t, zm_listener_t, retry);
-    if (listener_arm(l) < 0)
-        zm_timer_start(l->loop, &l->retry, 100, listener_retry);
-}
-
-void zm__listener_cqe(zm_loop_t *loop, struct op *op, uint32_t idx, const struct io_uring_cqe *cqe,
-                      bool stale)
-{
-    zm_listener_t *l = op->owner;
-    bool more = cqe->flags & IORING_CQE_F_MORE;
-    if (!more) {
-        zm__op_free(loop, idx);
-        l->ops--;
-        if (!stale)
-            l->op = OP_NONE;
-    }
-    if (cqe->res >= 0) {
-        if (stale || l->closing || !l->cb) {
-            close(cqe->res);
-        } else {
-            struct sockaddr_storage peer;
-            socklen_t plen = sizeof(peer);
-            if (getpeername(cqe->res, (struct sockaddr *)&peer, &plen) < 0)
-                plen = 0;
-            l->in_cb = true;
-            l->cb(l, cqe->res, (struct sockaddr *)&peer, plen, l->ctx);
-            l->in_cb = false;
-        }
-    }
-    if (l->closing) {
-        if (!l->ops && !l->in_cb)
-            listener_free(l);
-        return;
-    }
-    if (!more && l->op == OP_NONE) {
-        /* Errors such as EMFILE end the multishot: back off before re-arming. */
-        if (cqe->res < 0 || listener_arm(l) < 0)
-            zm_timer_start(loop, &l->retry, cqe->res < 0 ? 50 : 100, listener_retry);
-    }
-}
-
-int zm_listener_adopt(zm_listener_t **out, zm_loop_t *loop, int fd, zm_accept_cb cb, void *ctx)
-{
-    *out = NULL;
-    zm_listener_t *l = calloc(1, sizeof(*l));
-    if (!l)
-        return -ENOMEM;
-    l->loop = loop;
-    l->fd = fd;
-    l->op = OP_NONE;
-    l->cb = cb;
-    l->ctx = ctx;
-    set_blocking(fd);
-    int rc = listener_arm(l);
-    if (rc < 0) {
-        free(l); /* the caller keeps the fd */
-        return rc;
-    }
-    l->next = loop->listeners;
-    if (l->next)
-        l->next->prev = l;
-    loop->listeners = l;
-    *out = l;
-    return 0;
-}
-
-int zm_listener_new(zm_listener_t **out, zm_loop_t *loop, const struct sockaddr *addr,
-                    socklen_t addr_len, unsigned flags, zm_accept_cb cb, void *ctx)
-{
-    *out = NULL;
-    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1, rc = 0;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-        rc = -errno;
-    if (!rc && (flags & ZM_LISTEN_REUSEPORT) &&
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-        rc = -errno;
-    if (!rc && (flags & ZM_LISTEN_TRANSPARENT)) {
-        bool v6 = addr->sa_family == AF_INET6;
-        if (setsockopt(fd, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, &one,
-                       sizeof(one)) < 0)
-            rc = -errno;
-    }
-    if (!rc && bind(fd, addr, addr_len) < 0)
-        rc = -errno;
-    if (!rc && listen(fd, 4096) < 0)
-        rc = -errno;
-    if (!rc)
-        rc = zm_listener_adopt(out, loop, fd, cb, ctx);
-    if (rc < 0)
-        close(fd);
-    return rc;
-}
-
-int zm_listener_port(const zm_listener_t *l)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (getsockname(l->fd, (struct sockaddr *)&ss, &len) < 0)
-        return -errno;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return -EAFNOSUPPORT;
-}
-
-void zm_listener_close(zm_listener_t **pl)
-{
-    zm_listener_t *l = *pl;
-    if (!l)
-        return;
-    *pl = NULL;
-    if (l->closing)
-        return;
-    l->closing = true;
-    zm_timer_stop(l->loop, &l->retry);
-    if (l->op != OP_NONE) {
-        zm__op_cancel(l->loop, l->op, true);
-        l->op = OP_NONE;
-    }
-    if (!l->ops && !l->in_cb)
-        listener_free(l);
-}
-
 /* ---- teardown ---- */
 
 void zm__close_all(zm_loop_t *loop)
@@ -802,7 +638,7 @@ void zm__free_all(zm_loop_t *loop)
 {
     zm__run_ready(loop);
     while (loop->listeners)
-        listener_free(loop->listeners);
+        zm__listener_free(loop->listeners);
     for (unsigned i = 0; loop->socks && i < loop->cfg.max_socks; i++)
         if (loop->socks[i].loop)
             sock_finalize(&loop->socks[i]);
