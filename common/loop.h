@@ -84,7 +84,8 @@ struct zm_timer {
 void zm_loop_config_defaults(zm_loop_config_t *cfg);
 
 int zm_loop_new(zm_loop_t **out, const zm_loop_config_t *cfg);
-/* Closes every socket and listener (without callbacks), frees the loop. */
+/* Closes every socket and listener (without callbacks), reaps the ring's
+ * cancelled ops, frees the loop. On the loop's thread. */
 void zm_loop_destroy(zm_loop_t **loop);
 
 /* Runs until zm_loop_stop(). Returns 0 or -errno. */
@@ -112,7 +113,8 @@ uint64_t zm_loop_stale_completions(const zm_loop_t *loop);
 /* Binds and listens (backlog 4096) then multishot-accepts. */
 int zm_listener_new(zm_listener_t **out, zm_loop_t *loop, const struct sockaddr *addr,
                     socklen_t addr_len, unsigned flags, zm_accept_cb cb, void *ctx);
-/* Same, on an already bound and listening fd (taken over). */
+/* Same, on an already bound and listening fd (taken over; on error the
+ * caller keeps it). */
 int zm_listener_adopt(zm_listener_t **out, zm_loop_t *loop, int fd, zm_accept_cb cb, void *ctx);
 /* The bound port (host order), useful after binding port 0. */
 int zm_listener_port(const zm_listener_t *l);
@@ -121,13 +123,14 @@ void zm_listener_close(zm_listener_t **l);
 
 /* ---- sockets ---- */
 
-/* Takes ownership of a connected fd and starts receiving. */
+/* Takes ownership of a connected fd and starts receiving. On error
+ * (-ENOBUFS: socket or op pool full) the caller keeps the fd. */
 int zm_sock_wrap(zm_sock_t **out, zm_loop_t *loop, int fd, const zm_sock_handlers_t *h, void *ctx);
 /* Opens a TCP socket and connects; on_connect reports the result. */
 int zm_sock_connect(zm_sock_t **out, zm_loop_t *loop, const struct sockaddr *addr,
                     socklen_t addr_len, const zm_sock_handlers_t *h, void *ctx);
 /* Connects an fd the caller created (e.g. inside a pod's netns, marked,
- * bound to a source address); ownership passes to the loop. */
+ * bound to a source address); ownership passes to the loop on success. */
 int zm_sock_connect_fd(zm_sock_t **out, zm_loop_t *loop, int fd, const struct sockaddr *addr,
                        socklen_t addr_len, const zm_sock_handlers_t *h, void *ctx);
 
