@@ -21,7 +21,9 @@
  * having been above it, which is how a slow reader slows its writer.
  *
  * Threading: every function except zm_loop_post() and zm_loop_stop() must be
- * called on the loop's own thread.
+ * called on the loop's own thread, and the loop must be created on that
+ * thread (IORING_SETUP_SINGLE_ISSUER binds the ring to its creator).
+ * Requires Linux >= 6.0 (multishot recv, provided buffer rings).
  */
 #ifndef ZM_LOOP_H
 #define ZM_LOOP_H
@@ -44,6 +46,9 @@ typedef struct zm_loop_config {
     unsigned recv_buf_count;   /* provided buffers (power of two); default 1024 */
     size_t send_queue_limit;   /* per-socket queued bytes before -ENOBUFS; default 8 MiB */
     size_t send_low_water;     /* on_drain threshold; default 256 KiB */
+    unsigned send_chunk_size;  /* send queue chunk; default 16 KiB */
+    unsigned send_chunk_count; /* per-loop chunk pool bound (allocated lazily,
+                                  then recycled); default 4096 */
 } zm_loop_config_t;
 
 /* Callbacks of one socket. Any may be NULL. `s` stays valid during the call. */
@@ -79,7 +84,8 @@ struct zm_timer {
 void zm_loop_config_defaults(zm_loop_config_t *cfg);
 
 int zm_loop_new(zm_loop_t **out, const zm_loop_config_t *cfg);
-/* Closes every socket and listener (without callbacks), frees the loop. */
+/* Closes every socket and listener (without callbacks), reaps the ring's
+ * cancelled ops, frees the loop. On the loop's thread. */
 void zm_loop_destroy(zm_loop_t **loop);
 
 /* Runs until zm_loop_stop(). Returns 0 or -errno. */
@@ -87,7 +93,8 @@ int zm_loop_run(zm_loop_t *loop);
 /* Waits at most timeout_ms (-1 forever) for completions, dispatches them and
  * expired timers; returns the number of completions handled or -errno. */
 int zm_loop_run_once(zm_loop_t *loop, int timeout_ms);
-/* Thread-safe: makes zm_loop_run return after its current batch. */
+/* Thread-safe: makes zm_loop_run return after its current batch (a stop
+ * requested before zm_loop_run starts is honoured, once). */
 void zm_loop_stop(zm_loop_t *loop);
 /* Thread-safe: runs fn(loop, arg) on the loop's thread soon. */
 int zm_loop_post(zm_loop_t *loop, zm_post_cb fn, void *arg);
@@ -106,7 +113,8 @@ uint64_t zm_loop_stale_completions(const zm_loop_t *loop);
 /* Binds and listens (backlog 4096) then multishot-accepts. */
 int zm_listener_new(zm_listener_t **out, zm_loop_t *loop, const struct sockaddr *addr,
                     socklen_t addr_len, unsigned flags, zm_accept_cb cb, void *ctx);
-/* Same, on an already bound and listening fd (taken over). */
+/* Same, on an already bound and listening fd (taken over; on error the
+ * caller keeps it). */
 int zm_listener_adopt(zm_listener_t **out, zm_loop_t *loop, int fd, zm_accept_cb cb, void *ctx);
 /* The bound port (host order), useful after binding port 0. */
 int zm_listener_port(const zm_listener_t *l);
@@ -115,14 +123,14 @@ void zm_listener_close(zm_listener_t **l);
 
 /* ---- sockets ---- */
 
-/* Takes ownership of a connected fd and starts receiving. */
-int zm_sock_wrap(zm_sock_t **out, zm_loop_t *loop, int fd, const zm_sock_handlers_t *h,
-                 void *ctx);
+/* Takes ownership of a connected fd and starts receiving. On error
+ * (-ENOBUFS: socket or op pool full) the caller keeps the fd. */
+int zm_sock_wrap(zm_sock_t **out, zm_loop_t *loop, int fd, const zm_sock_handlers_t *h, void *ctx);
 /* Opens a TCP socket and connects; on_connect reports the result. */
 int zm_sock_connect(zm_sock_t **out, zm_loop_t *loop, const struct sockaddr *addr,
                     socklen_t addr_len, const zm_sock_handlers_t *h, void *ctx);
 /* Connects an fd the caller created (e.g. inside a pod's netns, marked,
- * bound to a source address); ownership passes to the loop. */
+ * bound to a source address); ownership passes to the loop on success. */
 int zm_sock_connect_fd(zm_sock_t **out, zm_loop_t *loop, int fd, const struct sockaddr *addr,
                        socklen_t addr_len, const zm_sock_handlers_t *h, void *ctx);
 
@@ -133,7 +141,9 @@ zm_loop_t *zm_sock_loop(const zm_sock_t *s);
 int zm_sock_fd(const zm_sock_t *s);
 
 /* Queues a copy of data. -ENOBUFS past send_queue_limit or when the chunk
- * pool is empty (nothing queued then); -EPIPE after shutdown or close. */
+ * pool is empty (nothing queued then, and on_drain is armed: it fires at the
+ * socket's next send completion that leaves the queue below low water);
+ * -EPIPE after shutdown or close. */
 int zm_sock_send(zm_sock_t *s, const void *data, size_t len);
 size_t zm_sock_send_queued(const zm_sock_t *s);
 /* Sends FIN once the queue is empty. */
