@@ -654,6 +654,58 @@ static void deferred_response_and_bad_args(void **state)
     assert_int_equal(c->closes, 1);
 }
 
+static void slow_link(void **state)
+{
+    E->srv_tx = 300 * 1000;
+    tstream_t *c = open_stream(8, 200 * 1000);
+    pump(1500); /* frames arrive in pieces */
+    tstream_t *s = server_of(8);
+    assert_non_null(s);
+    assert_int_equal(s->rx, 200 * 1000);
+    assert_int_equal(c->rx, 300 * 1000);
+    assert_false(s->bad || c->bad);
+    assert_true(s->eof && c->eof);
+    assert_int_equal(c->closes, 1);
+    assert_int_equal(s->closes, 1);
+    assert_int_equal(E->feed_errors, 0);
+}
+
+static void peer_stream_limit(void **state)
+{
+    zm_hbone_conn_free(&E->srv);
+    zm_hbone_settings_t set = {.max_concurrent_streams = 5};
+    assert_int_equal(zm_hbone_conn_new(&E->srv, true, &set, &CB, NULL), 0);
+    pump(SIZE_MAX);
+    for (int i = 0; i < 5; i++)
+        assert_non_null(open_stream(i, 0)->s);
+    assert_false(zm_hbone_can_open(E->cli));
+    assert_null(zm_hbone_open(E->cli, "10.0.0.1:80", NULL, 0, NULL));
+    pump(SIZE_MAX);
+    assert_int_equal(E->requests, 5);
+    assert_int_equal(zm_hbone_active_streams(E->cli), 0);
+    assert_true(zm_hbone_can_open(E->cli));
+}
+
+/* Requests still queued when they can no longer go out are closed too. */
+static void queued_request_refused_or_reset(void **state)
+{
+    pump(SIZE_MAX);
+    tstream_t *a = open_stream(1, 0), *b = open_stream(2, 0);
+    assert_non_null(a->s);
+    assert_non_null(b->s);
+    zm_hbone_stream_reset(b->s, NGHTTP2_CANCEL); /* before its HEADERS left */
+    assert_int_equal(zm_hbone_goaway(E->srv, NGHTTP2_NO_ERROR), 0);
+    assert_true(drain_output(E->srv, &E->s2c) > 0);
+    link_feed(&E->s2c, E->cli, SIZE_MAX); /* the client sees GOAWAY first */
+    pump(SIZE_MAX);
+    assert_int_equal(E->requests, 0);
+    assert_int_equal(a->closes, 1);
+    assert_int_equal(a->close_code, NGHTTP2_REFUSED_STREAM);
+    assert_int_equal(b->closes, 1);
+    assert_int_equal(b->close_code, NGHTTP2_CANCEL);
+    assert_int_equal(zm_hbone_active_streams(E->cli), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -672,6 +724,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(ping_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(header_list_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(deferred_response_and_bad_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(slow_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(peer_stream_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(queued_request_refused_or_reset, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
