@@ -706,6 +706,61 @@ static void queued_request_refused_or_reset(void **state)
     assert_int_equal(zm_hbone_active_streams(E->cli), 0);
 }
 
+/* Random frames after a valid preface: any outcome but a crash, a leak or a
+ * second on_conn_close. Fixed seed, so it is reproducible. */
+static void random_input(void **state)
+{
+    static uint8_t in[4096];
+    static uint8_t out[1 << 17];
+    uint32_t seed = 12345;
+    int errors = 0;
+    for (int iter = 0; iter < 300; iter++) {
+        zm_hbone_conn_free(&E->srv);
+        E->srv_closes = 0;
+        E->nts = 0;
+        assert_int_equal(zm_hbone_conn_new(&E->srv, true, NULL, &CB, NULL), 0);
+        size_t n = 0;
+        memcpy(in, NGHTTP2_CLIENT_MAGIC, NGHTTP2_CLIENT_MAGIC_LEN);
+        n += NGHTTP2_CLIENT_MAGIC_LEN;
+        const uint8_t settings[] = {0, 0, 0, 0x4, 0, 0, 0, 0, 0};
+        memcpy(in + n, settings, sizeof(settings));
+        n += sizeof(settings);
+        while (n < sizeof(in) - 64) {
+            seed = seed * 1103515245u + 12345u;
+            size_t plen = (seed >> 16) % 40;
+            in[n++] = 0;
+            in[n++] = 0;
+            in[n++] = (uint8_t)plen;
+            in[n++] = (uint8_t)((seed >> 8) % 11); /* type DATA..CONTINUATION, some unknown */
+            in[n++] = (uint8_t)(seed >> 3);
+            in[n++] = 0;
+            in[n++] = 0;
+            in[n++] = 0;
+            in[n++] = (uint8_t)((seed >> 20) % 8);
+            for (size_t k = 0; k < plen; k++) {
+                seed = seed * 1103515245u + 12345u;
+                in[n++] = (uint8_t)(seed >> 16);
+            }
+        }
+        int rv = 0;
+        for (size_t off = 0; off < n && rv >= 0;) {
+            size_t step = ZM_MIN(n - off, (size_t)(1 + (off * 7919) % 97));
+            rv = zm_hbone_feed(E->srv, in + off, step);
+            off += step;
+        }
+        if (rv < 0) {
+            errors++;
+            assert_int_equal(E->srv_closes, 1);
+            size_t len = collect_output(E->srv, out, sizeof(out));
+            assert_true(has_frame(out, len, 0x7));
+        } else {
+            collect_output(E->srv, out, sizeof(out));
+        }
+        assert_true(E->srv_closes <= 1);
+    }
+    assert_true(errors > 0); /* the input is hostile enough to matter */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -727,6 +782,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(slow_link, setup, teardown),
         cmocka_unit_test_setup_teardown(peer_stream_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(queued_request_refused_or_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(random_input, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
