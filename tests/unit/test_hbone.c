@@ -761,6 +761,35 @@ static void random_input(void **state)
     assert_true(errors > 0); /* the input is hostile enough to matter */
 }
 
+/* The connection window bounds all streams together, and what a closed
+ * stream never consumed is given back to it. */
+static void connection_window(void **state)
+{
+    zm_hbone_settings_t def;
+    zm_hbone_settings_defaults(&def, true);
+    E->srv_consume = false;
+    for (int i = 0; i < 5; i++)
+        open_stream(i, def.stream_window);
+    pump(SIZE_MAX);
+    uint64_t rx = 0;
+    for (int i = 0; i < E->nts; i++)
+        if (E->ts[i].server)
+            rx += E->ts[i].rx;
+    assert_true(rx <= def.conn_window);
+    assert_true(rx > 3ull * def.stream_window); /* more than three windows' worth arrived */
+    for (int i = 0; i < 5; i++)
+        zm_hbone_stream_reset(server_of(i)->s, NGHTTP2_CANCEL);
+    pump(SIZE_MAX);
+    assert_int_equal(zm_hbone_active_streams(E->srv), 0);
+    assert_int_equal(zm_hbone_active_streams(E->cli), 0);
+    E->srv_consume = true;
+    tstream_t *c = open_stream(9, 8 * MIB);
+    pump(SIZE_MAX);
+    assert_int_equal(server_of(9)->rx, 8 * MIB);
+    assert_int_equal(c->closes, 1);
+    assert_int_equal(c->close_code, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -783,6 +812,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(peer_stream_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(queued_request_refused_or_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(random_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(connection_window, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
