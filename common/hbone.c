@@ -1,0 +1,956 @@
+/*
+ * hbone.c — HBONE connections and CONNECT streams over nghttp2, in memory.
+ *
+ * Owns one nghttp2 session per zm_hbone_conn_t, the stream objects (one per
+ * CONNECT tunnel, kept as nghttp2 stream user data and in a per-connection
+ * list), each stream's bounded send buffer (a list of fixed chunks drawn from
+ * a per-connection free list), one scratch arena for the header block being
+ * decoded (HPACK blocks never interleave, so one per connection is enough)
+ * and one output buffer that coalesces small frames.
+ *
+ * Invariants:
+ * - nghttp2_session_mem_recv / mem_send run only in zm_hbone_feed /
+ *   zm_hbone_output, never from an nghttp2 callback. User callbacks run from
+ *   inside those two calls (or, for on_stream_writable, right after mem_send
+ *   returns) and may call stream_write / shutdown / reset / consume /
+ *   respond / open / ping / goaway, but never feed, output or conn_free.
+ * - A stream object lives from open (client) or the request's HEADERS
+ *   (server) until nghttp2 closes the stream; on_stream_close is then called
+ *   exactly once and the object is recycled when it returns. Server streams
+ *   the owner never saw (refused, malformed) are recycled silently.
+ * - Flow control is manual: DATA counts against the windows until the owner
+ *   consumes it. Bytes a stream never consumed are returned to the
+ *   connection window when it closes, so a dead stream cannot starve others.
+ * - Queued bytes per stream never exceed settings.stream_send_buffer.
+ * - on_conn_close fires at most once: on a protocol error (feed returns < 0)
+ *   or when nghttp2 wants neither to read nor to write any more.
+ *
+ * Threading: one thread per connection; nothing is shared between conns.
+ */
+#include "hbone.h"
+
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK_SIZE (16 * 1024)
+#define OUT_CAP (64 * 1024)
+#define FREE_CHUNKS_MAX 64 /* per connection: 1 MiB kept for reuse */
+#define MAX_SEND_HEADERS 64
+#define NOTICE_LAST_ID ((int32_t)((1u << 31) - 1))
+
+typedef struct chunk {
+    struct chunk *next;
+    uint32_t start, end;
+    uint8_t data[CHUNK_SIZE];
+} chunk_t;
+
+struct zm_hbone_stream {
+    zm_hbone_conn_t *conn;
+    int32_t id;
+    void *ctx;
+    zm_hbone_stream_t *prev, *next;   /* conn->streams */
+    zm_hbone_stream_t *wprev, *wnext; /* conn's on_stream_writable queue */
+    chunk_t *head, *tail;
+    size_t queued;
+    uint64_t unconsumed; /* handed to on_stream_data, not consumed yet */
+    uint32_t reset_code;
+    bool announced;      /* the owner knows it (on_request delivered / opened) */
+    bool can_send;       /* DATA may flow: 2xx sent (server) or received (client) */
+    bool shut_wr;        /* END_STREAM once drained */
+    bool reset;          /* RST_STREAM submitted by us */
+    bool responded;      /* server: respond() done; client: final status seen */
+    bool want_writable;  /* a write returned short; notify below half */
+    bool rst_after_resp; /* server refused: RST_STREAM(NO_ERROR) once it is out */
+    bool wqueued;
+};
+
+enum { GOAWAY_NONE, GOAWAY_NOTICE, GOAWAY_NOTICE_SENT, GOAWAY_FINAL };
+
+struct zm_hbone_conn {
+    nghttp2_session *ng;
+    bool server;
+    zm_hbone_settings_t set;
+    zm_hbone_callbacks_t cb;
+    void *ctx;
+
+    zm_hbone_stream_t *streams; /* every live stream object */
+    unsigned n_streams;
+    zm_hbone_stream_t *free_streams; /* recycled objects, linked by next */
+    unsigned n_free_streams;
+    zm_hbone_stream_t *wq_head, *wq_tail;
+    chunk_t *free_chunks;
+    unsigned n_free_chunks;
+
+    /* Header block being decoded. */
+    char *hbuf;
+    size_t hcap, hlen, hlist;
+    zm_hbone_header_t *hdrs;
+    size_t hdr_cap, n_hdrs;
+    int32_t hdr_stream;
+    const char *method, *authority;
+    int status;
+
+    uint8_t *out;
+    size_t out_len;
+    bool out_returned;   /* out was handed to the owner by zm_hbone_output */
+    const uint8_t *pend; /* a frame from mem_send that did not fit in out */
+    size_t pend_len;
+
+    int goaway_state;
+    uint32_t goaway_code;
+    bool peer_goaway, goaway_sent, failed, close_notified;
+    bool terminated; /* nghttp2 sent a GOAWAY with an error we did not ask for */
+    const char *close_reason;
+    uint64_t last_ack_ms;
+};
+
+void zm_hbone_settings_defaults(zm_hbone_settings_t *s, bool server)
+{
+    s->stream_window = 4u << 20;
+    s->conn_window = 16u << 20;
+    s->max_frame_size = 1u << 20;
+    s->max_concurrent_streams = server ? 200 : 100;
+    s->max_header_list = server ? 64u << 10 : 16u << 10;
+    s->stream_send_buffer = 1u << 20;
+}
+
+/* ---- chunks and stream objects ---- */
+
+static chunk_t *chunk_get(zm_hbone_conn_t *c)
+{
+    chunk_t *k = c->free_chunks;
+    if (k) {
+        c->free_chunks = k->next;
+        c->n_free_chunks--;
+    } else if (!(k = malloc(sizeof(*k)))) {
+        return NULL;
+    }
+    k->next = NULL;
+    k->start = k->end = 0;
+    return k;
+}
+
+static void chunk_put(zm_hbone_conn_t *c, chunk_t *k)
+{
+    if (c->n_free_chunks >= FREE_CHUNKS_MAX) {
+        free(k);
+        return;
+    }
+    k->next = c->free_chunks;
+    c->free_chunks = k;
+    c->n_free_chunks++;
+}
+
+static void stream_drop_buffer(zm_hbone_stream_t *s)
+{
+    while (s->head) {
+        chunk_t *k = s->head;
+        s->head = k->next;
+        chunk_put(s->conn, k);
+    }
+    s->tail = NULL;
+    s->queued = 0;
+}
+
+static zm_hbone_stream_t *stream_new(zm_hbone_conn_t *c, void *ctx)
+{
+    zm_hbone_stream_t *s = c->free_streams;
+    if (s) {
+        c->free_streams = s->next;
+        c->n_free_streams--;
+    } else if (!(s = malloc(sizeof(*s)))) {
+        return NULL;
+    }
+    memset(s, 0, sizeof(*s));
+    s->conn = c;
+    s->ctx = ctx;
+    s->next = c->streams;
+    if (c->streams)
+        c->streams->prev = s;
+    c->streams = s;
+    c->n_streams++;
+    return s;
+}
+
+static void wq_remove(zm_hbone_conn_t *c, zm_hbone_stream_t *s)
+{
+    if (!s->wqueued)
+        return;
+    if (s->wprev)
+        s->wprev->wnext = s->wnext;
+    else
+        c->wq_head = s->wnext;
+    if (s->wnext)
+        s->wnext->wprev = s->wprev;
+    else
+        c->wq_tail = s->wprev;
+    s->wprev = s->wnext = NULL;
+    s->wqueued = false;
+}
+
+static void wq_add(zm_hbone_conn_t *c, zm_hbone_stream_t *s)
+{
+    if (s->wqueued)
+        return;
+    s->wqueued = true;
+    s->wnext = NULL;
+    s->wprev = c->wq_tail;
+    if (c->wq_tail)
+        c->wq_tail->wnext = s;
+    else
+        c->wq_head = s;
+    c->wq_tail = s;
+}
+
+/* Unlinks and recycles s; no callback. */
+static void stream_free(zm_hbone_conn_t *c, zm_hbone_stream_t *s)
+{
+    wq_remove(c, s);
+    stream_drop_buffer(s);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    c->n_streams--;
+    if (c->n_free_streams < c->set.max_concurrent_streams) {
+        s->next = c->free_streams;
+        c->free_streams = s;
+        c->n_free_streams++;
+    } else {
+        free(s);
+    }
+}
+
+/* The stream is gone for nghttp2: tell the owner, give back the connection
+ * window its unconsumed bytes held, recycle. */
+static void stream_release(zm_hbone_conn_t *c, zm_hbone_stream_t *s, uint32_t code)
+{
+    if (s->id > 0 && nghttp2_session_get_stream_user_data(c->ng, s->id) == s)
+        nghttp2_session_set_stream_user_data(c->ng, s->id, NULL);
+    if (s->unconsumed)
+        nghttp2_session_consume_connection(c->ng, (size_t)s->unconsumed);
+    if (s->announced && c->cb.on_stream_close)
+        c->cb.on_stream_close(s, code);
+    stream_free(c, s);
+}
+
+static zm_hbone_stream_t *stream_of(zm_hbone_conn_t *c, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(c->ng, id);
+}
+
+/* ---- nghttp2 callbacks ---- */
+
+static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+                            uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    zm_hbone_conn_t *c = ud;
+    zm_hbone_stream_t *s = stream_of(c, id);
+    if (!s || !s->can_send)
+        return NGHTTP2_ERR_DEFERRED;
+    size_t n = 0;
+    while (n < length && s->head) {
+        chunk_t *k = s->head;
+        size_t take = ZM_MIN(length - n, (size_t)(k->end - k->start));
+        memcpy(buf + n, k->data + k->start, take);
+        k->start += (uint32_t)take;
+        n += take;
+        if (k->start == k->end) {
+            s->head = k->next;
+            if (!s->head)
+                s->tail = NULL;
+            chunk_put(c, k);
+        }
+    }
+    s->queued -= n;
+    if (s->queued == 0 && s->shut_wr)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    else if (n == 0)
+        return NGHTTP2_ERR_DEFERRED;
+    /* Delivered after mem_send returns, where the owner may write freely. */
+    if (s->want_writable && !s->shut_wr && s->queued <= c->set.stream_send_buffer / 2)
+        wq_add(c, s);
+    return (ssize_t)n;
+}
+
+static int on_begin_headers_cb(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    zm_hbone_conn_t *c = ud;
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    c->hdr_stream = f->hd.stream_id;
+    c->hlen = c->hlist = c->n_hdrs = 0;
+    c->method = c->authority = NULL;
+    c->status = 0;
+    if (!c->server || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    if (c->n_streams >= c->set.max_concurrent_streams) {
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
+    zm_hbone_stream_t *s = stream_new(c, NULL);
+    if (!s) {
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
+    s->id = f->hd.stream_id;
+    nghttp2_session_set_stream_user_data(ng, s->id, s);
+    return 0;
+}
+
+static char *arena_copy(zm_hbone_conn_t *c, const uint8_t *p, size_t n)
+{
+    char *d = c->hbuf + c->hlen;
+    memcpy(d, p, n);
+    d[n] = '\0';
+    c->hlen += n + 1;
+    return d;
+}
+
+static int on_header_cb(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                        size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                        void *ud)
+{
+    zm_hbone_conn_t *c = ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->hd.stream_id != c->hdr_stream)
+        return 0;
+    /* RFC 9113 6.5.2 accounting; the arena needs less (two NULs, no 32). */
+    c->hlist += namelen + valuelen + 32;
+    if (c->hlist > c->set.max_header_list || c->hlen + namelen + valuelen + 2 > c->hcap)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM for this stream */
+    if (namelen > 0 && name[0] == ':') {
+        if (namelen == 7 && !memcmp(name, ":method", 7))
+            c->method = arena_copy(c, value, valuelen);
+        else if (namelen == 10 && !memcmp(name, ":authority", 10))
+            c->authority = arena_copy(c, value, valuelen);
+        else if (namelen == 7 && !memcmp(name, ":status", 7) && valuelen == 3)
+            c->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
+        return 0;
+    }
+    if (c->n_hdrs >= c->hdr_cap)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    zm_hbone_header_t *h = &c->hdrs[c->n_hdrs++];
+    h->name = arena_copy(c, name, namelen);
+    h->value = arena_copy(c, value, valuelen);
+    return 0;
+}
+
+static void on_response_headers(zm_hbone_conn_t *c, zm_hbone_stream_t *s, const nghttp2_frame *f)
+{
+    if (s->responded || c->status < 200)
+        return; /* interim 1xx or trailers */
+    s->responded = true;
+    bool ok = c->status >= 200 && c->status < 300;
+    if (c->cb.on_response)
+        c->cb.on_response(s, c->status, c->hdrs, c->n_hdrs);
+    if (s->reset)
+        return;
+    if (!ok) {
+        /* Refused: nothing of ours goes out. End our side (or cancel if the
+         * peer goes on sending a body) so the stream closes. */
+        stream_drop_buffer(s);
+        s->shut_wr = true;
+        wq_remove(c, s);
+        if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+            zm_hbone_stream_reset(s, NGHTTP2_CANCEL);
+            return;
+        }
+    }
+    s->can_send = true;
+    nghttp2_session_resume_data(c->ng, s->id);
+}
+
+static int on_frame_recv_cb(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    zm_hbone_conn_t *c = ud;
+    zm_hbone_stream_t *s = f->hd.stream_id ? stream_of(c, f->hd.stream_id) : NULL;
+    switch (f->hd.type) {
+    case NGHTTP2_HEADERS:
+        if (!s || f->hd.stream_id != c->hdr_stream)
+            break;
+        if (c->server && f->headers.cat == NGHTTP2_HCAT_REQUEST && !s->announced) {
+            zm_hbone_request_t req = {c->method, c->authority, c->hdrs, c->n_hdrs};
+            s->announced = true;
+            if (c->cb.on_request)
+                c->cb.on_request(c, s, &req);
+        } else if (!c->server) {
+            on_response_headers(c, s, f);
+        }
+        if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->announced && !s->reset &&
+            (c->server || (s->can_send && c->status < 300)) && c->cb.on_stream_eof)
+            c->cb.on_stream_eof(s);
+        break;
+    case NGHTTP2_DATA:
+        if (s && s->announced && !s->reset && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+            c->cb.on_stream_eof)
+            c->cb.on_stream_eof(s);
+        break;
+    case NGHTTP2_GOAWAY:
+        c->peer_goaway = true;
+        break;
+    case NGHTTP2_PING:
+        if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+            break;
+        c->last_ack_ms = zm_now_ms();
+        if (c->goaway_state == GOAWAY_NOTICE_SENT) {
+            /* One round trip after the notice: requests in flight have
+             * arrived, so the final last_stream_id is exact. */
+            c->goaway_state = GOAWAY_FINAL;
+            nghttp2_submit_goaway(ng, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(ng), c->goaway_code, NULL,
+                                  0);
+        }
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int on_data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                            size_t len, void *ud)
+{
+    zm_hbone_conn_t *c = ud;
+    zm_hbone_stream_t *s = stream_of(c, id);
+    if (!s || !s->announced || s->reset || !c->cb.on_stream_data) {
+        nghttp2_session_consume(ng, id, len); /* nobody will: keep the window open */
+        return 0;
+    }
+    s->unconsumed += len;
+    c->cb.on_stream_data(s, data, len);
+    return 0;
+}
+
+static int on_stream_close_cb(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
+{
+    zm_hbone_conn_t *c = ud;
+    zm_hbone_stream_t *s = stream_of(c, id);
+    if (s)
+        stream_release(c, s, code);
+    return 0;
+}
+
+static int on_frame_send_cb(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    zm_hbone_conn_t *c = ud;
+    if (f->hd.type == NGHTTP2_HEADERS) {
+        /* Submitted earlier, the RST would have cancelled the response. */
+        zm_hbone_stream_t *s = stream_of(c, f->hd.stream_id);
+        if (s && s->rst_after_resp && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+            !nghttp2_session_get_stream_remote_close(ng, s->id)) {
+            s->rst_after_resp = false;
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+        }
+        return 0;
+    }
+    if (f->hd.type != NGHTTP2_GOAWAY)
+        return 0;
+    if (f->goaway.last_stream_id == NOTICE_LAST_ID && c->goaway_state == GOAWAY_NOTICE) {
+        c->goaway_state = GOAWAY_NOTICE_SENT;
+        nghttp2_submit_ping(ng, NGHTTP2_FLAG_NONE, NULL);
+        return 0;
+    }
+    c->goaway_sent = true;
+    /* nghttp2 answers connection errors itself with a terminating GOAWAY
+     * and has no API that tells; this is where we learn of it. */
+    if (f->goaway.error_code != NGHTTP2_NO_ERROR &&
+        !(c->goaway_state == GOAWAY_FINAL && c->goaway_code == f->goaway.error_code))
+        c->terminated = true;
+    return 0;
+}
+
+static int on_frame_not_send_cb(nghttp2_session *ng, const nghttp2_frame *f, int err, void *ud)
+{
+    zm_hbone_conn_t *c = ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    /* A request that never opened its stream (GOAWAY received, reset while
+     * queued): nghttp2 will not call on_stream_close, so we do. */
+    if (nghttp2_session_get_stream_user_data(ng, f->hd.stream_id))
+        return 0;
+    for (zm_hbone_stream_t *s = c->streams; s; s = s->next) {
+        if (s->id == f->hd.stream_id) {
+            stream_release(c, s, s->reset ? s->reset_code : NGHTTP2_REFUSED_STREAM);
+            break;
+        }
+    }
+    return 0;
+}
+
+/* ---- connection ---- */
+
+static void fill_defaults(zm_hbone_settings_t *s, const zm_hbone_settings_t *in, bool server)
+{
+    zm_hbone_settings_defaults(s, server);
+    if (!in)
+        return;
+#define TAKE(f)                                                                                    \
+    if (in->f)                                                                                     \
+    s->f = in->f
+    TAKE(stream_window);
+    TAKE(conn_window);
+    TAKE(max_frame_size);
+    TAKE(max_concurrent_streams);
+    TAKE(max_header_list);
+    TAKE(stream_send_buffer);
+#undef TAKE
+}
+
+int zm_hbone_conn_new(zm_hbone_conn_t **out, bool server, const zm_hbone_settings_t *settings,
+                      const zm_hbone_callbacks_t *cb, void *ctx)
+{
+    *out = NULL;
+    zm_hbone_settings_t set;
+    fill_defaults(&set, settings, server);
+    if (set.stream_window > NGHTTP2_MAX_WINDOW_SIZE || set.conn_window > NGHTTP2_MAX_WINDOW_SIZE ||
+        set.conn_window < NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE || set.max_frame_size < 16384u ||
+        set.max_frame_size > 16777215u || set.max_header_list < 256)
+        return -EINVAL;
+
+    zm_hbone_conn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->server = server;
+    c->set = set;
+    if (cb)
+        c->cb = *cb;
+    c->ctx = ctx;
+    c->last_ack_ms = zm_now_ms();
+    c->hcap = set.max_header_list;
+    c->hdr_cap = set.max_header_list / 32 + 1;
+    c->hbuf = malloc(c->hcap);
+    c->hdrs = calloc(c->hdr_cap, sizeof(*c->hdrs));
+    c->out = malloc(OUT_CAP);
+
+    nghttp2_session_callbacks *cbs = NULL;
+    nghttp2_option *opt = NULL;
+    int rv = -ENOMEM;
+    if (!c->hbuf || !c->hdrs || !c->out || nghttp2_session_callbacks_new(&cbs) != 0 ||
+        nghttp2_option_new(&opt) != 0)
+        goto fail;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers_cb);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header_cb);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv_cb);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_cb);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close_cb);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send_cb);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send_cb);
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    if (!server)
+        nghttp2_option_set_peer_max_concurrent_streams(opt, set.max_concurrent_streams);
+
+    rv = server ? nghttp2_session_server_new2(&c->ng, cbs, c, opt)
+                : nghttp2_session_client_new2(&c->ng, cbs, c, opt);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_option_del(opt);
+    cbs = NULL;
+    opt = NULL;
+    if (rv != 0) {
+        rv = -ENOMEM;
+        goto fail;
+    }
+
+    nghttp2_settings_entry iv[5];
+    size_t niv = 0;
+    iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
+    iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, set.stream_window};
+    iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_FRAME_SIZE, set.max_frame_size};
+    iv[niv++] =
+        (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, set.max_header_list};
+    if (server)
+        iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+                                             set.max_concurrent_streams};
+    if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, niv) != 0 ||
+        nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0,
+                                              (int32_t)set.conn_window) != 0) {
+        rv = -ENOMEM;
+        goto fail;
+    }
+    *out = c;
+    return 0;
+fail:
+    if (cbs)
+        nghttp2_session_callbacks_del(cbs);
+    if (opt)
+        nghttp2_option_del(opt);
+    zm_hbone_conn_free(&c);
+    return rv;
+}
+
+void zm_hbone_conn_free(zm_hbone_conn_t **cp)
+{
+    zm_hbone_conn_t *c = *cp;
+    if (!c)
+        return;
+    *cp = NULL;
+    while (c->streams)
+        stream_free(c, c->streams);
+    while (c->free_streams) {
+        zm_hbone_stream_t *s = c->free_streams;
+        c->free_streams = s->next;
+        free(s);
+    }
+    while (c->free_chunks) {
+        chunk_t *k = c->free_chunks;
+        c->free_chunks = k->next;
+        free(k);
+    }
+    if (c->ng)
+        nghttp2_session_del(c->ng);
+    free(c->hbuf);
+    free(c->hdrs);
+    free(c->out);
+    free(c);
+}
+
+void *zm_hbone_conn_ctx(const zm_hbone_conn_t *c)
+{
+    return c->ctx;
+}
+
+static void notify_close(zm_hbone_conn_t *c, const char *reason)
+{
+    if (c->close_notified)
+        return;
+    c->close_notified = true;
+    c->close_reason = reason;
+    if (c->cb.on_conn_close)
+        c->cb.on_conn_close(c, reason);
+}
+
+/* A protocol or fatal error: GOAWAY(PROTOCOL_ERROR) (or nghttp2's own, if it
+ * already queued one) goes out on the next output; no more input. */
+static int fail(zm_hbone_conn_t *c, const char *reason)
+{
+    if (!c->failed) {
+        c->failed = true;
+        nghttp2_session_terminate_session(c->ng, NGHTTP2_PROTOCOL_ERROR);
+    }
+    notify_close(c, reason);
+    return -EPROTO;
+}
+
+static void check_finished(zm_hbone_conn_t *c)
+{
+    if (c->close_notified || c->pend || (c->out_len > 0 && !c->out_returned) ||
+        nghttp2_session_want_read(c->ng) || nghttp2_session_want_write(c->ng))
+        return;
+    notify_close(c, c->peer_goaway ? "peer_goaway" : "goaway");
+}
+
+/* Pulls frames from nghttp2 into out, coalescing, until out is full or
+ * nghttp2 has nothing; a frame that does not fit waits in pend. */
+static void stage_output(zm_hbone_conn_t *c)
+{
+    if (c->out_returned) {
+        c->out_len = 0;
+        c->out_returned = false;
+    }
+    while (!c->pend) {
+        const uint8_t *p;
+        ssize_t n = nghttp2_session_mem_send(c->ng, &p);
+        if (n < 0) {
+            fail(c, "internal_error");
+            return;
+        }
+        if (n == 0)
+            return;
+        if (c->out_len + (size_t)n <= OUT_CAP) {
+            memcpy(c->out + c->out_len, p, (size_t)n);
+            c->out_len += (size_t)n;
+        } else {
+            c->pend = p; /* valid until the next mem_send */
+            c->pend_len = (size_t)n;
+        }
+    }
+}
+
+int zm_hbone_feed(zm_hbone_conn_t *c, const uint8_t *data, size_t len)
+{
+    if (c->failed)
+        return -EPROTO;
+    ssize_t rv = nghttp2_session_mem_recv(c->ng, data, len);
+    if (rv < 0) {
+        switch (rv) {
+        case NGHTTP2_ERR_BAD_CLIENT_MAGIC:
+            return fail(c, "bad_preface");
+        case NGHTTP2_ERR_FLOODED:
+            return fail(c, "flooded");
+        case NGHTTP2_ERR_NOMEM:
+            return fail(c, "nomem");
+        default:
+            return fail(c, "protocol_error");
+        }
+    }
+    /* Serialize now what the input caused: a connection error shows up as
+     * nghttp2's terminating GOAWAY (on_frame_send), and the owner learns it
+     * from this return value. Once terminating, nghttp2 sends no DATA. */
+    if (!c->pend || c->out_returned)
+        stage_output(c);
+    if (c->terminated)
+        return fail(c, "protocol_error");
+    check_finished(c);
+    return c->failed ? -EPROTO : 0;
+}
+
+static void deliver_writable(zm_hbone_conn_t *c)
+{
+    while (c->wq_head) {
+        zm_hbone_stream_t *s = c->wq_head;
+        wq_remove(c, s);
+        if (!s->want_writable || s->shut_wr || s->reset)
+            continue;
+        s->want_writable = false;
+        if (c->cb.on_stream_writable)
+            c->cb.on_stream_writable(s);
+    }
+}
+
+ssize_t zm_hbone_output(zm_hbone_conn_t *c, const uint8_t **data)
+{
+    stage_output(c);
+    if (c->terminated && !c->failed)
+        fail(c, "protocol_error");
+    deliver_writable(c);
+    if (c->out_len == 0 && c->pend) {
+        /* Too big to coalesce: hand nghttp2's own buffer over. */
+        *data = c->pend;
+        ssize_t n = (ssize_t)c->pend_len;
+        c->pend = NULL;
+        return n;
+    }
+    check_finished(c);
+    c->out_returned = true;
+    *data = c->out;
+    return (ssize_t)c->out_len;
+}
+
+bool zm_hbone_want_output(const zm_hbone_conn_t *c)
+{
+    return c->pend || (c->out_len > 0 && !c->out_returned) || nghttp2_session_want_write(c->ng);
+}
+
+/* ---- streams ---- */
+
+unsigned zm_hbone_active_streams(const zm_hbone_conn_t *c)
+{
+    return c->n_streams;
+}
+
+bool zm_hbone_can_open(const zm_hbone_conn_t *c)
+{
+    if (c->server || c->failed || c->peer_goaway || c->goaway_state != GOAWAY_NONE ||
+        c->close_notified || !nghttp2_session_check_request_allowed(c->ng))
+        return false;
+    uint32_t peer =
+        nghttp2_session_get_remote_settings(c->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    return c->n_streams < ZM_MIN(c->set.max_concurrent_streams, peer);
+}
+
+static nghttp2_nv nv_make(const char *name, const char *value)
+{
+    return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, strlen(name), strlen(value),
+                        NGHTTP2_NV_FLAG_NONE};
+}
+
+static bool headers_ok(const zm_hbone_header_t *h, size_t n)
+{
+    if (n > MAX_SEND_HEADERS - 2)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!h[i].name || !h[i].value || !h[i].name[0] || h[i].name[0] == ':')
+            return false;
+    return true;
+}
+
+zm_hbone_stream_t *zm_hbone_open(zm_hbone_conn_t *c, const char *authority,
+                                 const zm_hbone_header_t *headers, size_t n_headers, void *ctx)
+{
+    if (!authority || !*authority || !headers_ok(headers, n_headers) || !zm_hbone_can_open(c))
+        return NULL;
+    nghttp2_nv nva[MAX_SEND_HEADERS];
+    size_t nn = 0;
+    nva[nn++] = nv_make(":method", "CONNECT");
+    nva[nn++] = nv_make(":authority", authority);
+    for (size_t i = 0; i < n_headers; i++)
+        nva[nn++] = nv_make(headers[i].name, headers[i].value);
+    zm_hbone_stream_t *s = stream_new(c, ctx);
+    if (!s)
+        return NULL;
+    nghttp2_data_provider prd = {.source.ptr = s, .read_callback = data_read_cb};
+    int32_t id = nghttp2_submit_request(c->ng, NULL, nva, nn, &prd, s);
+    if (id < 0) {
+        stream_free(c, s);
+        return NULL;
+    }
+    s->id = id;
+    s->announced = true;
+    return s;
+}
+
+int zm_hbone_respond(zm_hbone_stream_t *s, int status, const zm_hbone_header_t *headers,
+                     size_t n_headers)
+{
+    zm_hbone_conn_t *c = s->conn;
+    if (!c->server || s->responded || s->reset || status < 200 || status > 999 ||
+        !headers_ok(headers, n_headers))
+        return -EINVAL;
+    char st[4];
+    snprintf(st, sizeof(st), "%d", status);
+    nghttp2_nv nva[MAX_SEND_HEADERS];
+    size_t nn = 0;
+    nva[nn++] = nv_make(":status", st);
+    for (size_t i = 0; i < n_headers; i++)
+        nva[nn++] = nv_make(headers[i].name, headers[i].value);
+    int rv;
+    if (status < 300) {
+        nghttp2_data_provider prd = {.source.ptr = s, .read_callback = data_read_cb};
+        s->can_send = true;
+        rv = nghttp2_submit_response(c->ng, s->id, nva, nn, &prd);
+    } else {
+        stream_drop_buffer(s);
+        s->shut_wr = true;
+        wq_remove(c, s);
+        /* RFC 9113 8.1: after a complete response, RST_STREAM(NO_ERROR)
+         * asks the client to stop sending and closes the stream. */
+        s->rst_after_resp = true;
+        rv = nghttp2_submit_response(c->ng, s->id, nva, nn, NULL);
+    }
+    if (rv != 0)
+        return rv == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EPIPE;
+    s->responded = true;
+    return 0;
+}
+
+ssize_t zm_hbone_stream_write(zm_hbone_stream_t *s, const uint8_t *data, size_t len)
+{
+    zm_hbone_conn_t *c = s->conn;
+    if (s->shut_wr || s->reset || c->failed)
+        return -EPIPE;
+    size_t room = c->set.stream_send_buffer - s->queued;
+    if (room == 0) {
+        s->want_writable = true;
+        return ZM_AGAIN;
+    }
+    size_t want = ZM_MIN(len, room), n = 0;
+    while (n < want) {
+        chunk_t *k = s->tail;
+        if (!k || k->end == CHUNK_SIZE) {
+            if (!(k = chunk_get(c)))
+                break;
+            if (s->tail)
+                s->tail->next = k;
+            else
+                s->head = k;
+            s->tail = k;
+        }
+        size_t take = ZM_MIN(want - n, (size_t)(CHUNK_SIZE - k->end));
+        memcpy(k->data + k->end, data + n, take);
+        k->end += (uint32_t)take;
+        n += take;
+    }
+    if (n == 0 && len > 0)
+        return -ENOMEM;
+    s->queued += n;
+    if (n < len)
+        s->want_writable = true;
+    if (s->can_send && n > 0)
+        nghttp2_session_resume_data(c->ng, s->id); /* fails harmlessly if not deferred */
+    return (ssize_t)n;
+}
+
+int zm_hbone_stream_shutdown(zm_hbone_stream_t *s)
+{
+    if (s->reset)
+        return -EPIPE;
+    if (s->shut_wr)
+        return 0;
+    s->shut_wr = true;
+    wq_remove(s->conn, s);
+    if (s->can_send)
+        nghttp2_session_resume_data(s->conn->ng, s->id);
+    return 0;
+}
+
+void zm_hbone_stream_reset(zm_hbone_stream_t *s, uint32_t error_code)
+{
+    if (s->reset)
+        return;
+    s->reset = true;
+    s->reset_code = error_code;
+    stream_drop_buffer(s);
+    wq_remove(s->conn, s);
+    nghttp2_submit_rst_stream(s->conn->ng, NGHTTP2_FLAG_NONE, s->id, error_code);
+}
+
+void zm_hbone_stream_consume(zm_hbone_stream_t *s, size_t n)
+{
+    n = (size_t)ZM_MIN((uint64_t)n, s->unconsumed);
+    if (n == 0)
+        return;
+    s->unconsumed -= n;
+    nghttp2_session_consume(s->conn->ng, s->id, n);
+}
+
+size_t zm_hbone_stream_queued(const zm_hbone_stream_t *s)
+{
+    return s->queued;
+}
+
+void *zm_hbone_stream_ctx(const zm_hbone_stream_t *s)
+{
+    return s->ctx;
+}
+
+void zm_hbone_stream_set_ctx(zm_hbone_stream_t *s, void *ctx)
+{
+    s->ctx = ctx;
+}
+
+zm_hbone_conn_t *zm_hbone_stream_conn(const zm_hbone_stream_t *s)
+{
+    return s->conn;
+}
+
+int32_t zm_hbone_stream_id(const zm_hbone_stream_t *s)
+{
+    return s->id;
+}
+
+/* ---- keepalive and shutdown ---- */
+
+int zm_hbone_ping(zm_hbone_conn_t *c)
+{
+    if (c->failed)
+        return -EPIPE;
+    return nghttp2_submit_ping(c->ng, NGHTTP2_FLAG_NONE, NULL) == 0 ? 0 : -ENOMEM;
+}
+
+uint64_t zm_hbone_ms_since_ack(const zm_hbone_conn_t *c)
+{
+    return zm_now_ms() - c->last_ack_ms;
+}
+
+int zm_hbone_goaway(zm_hbone_conn_t *c, uint32_t error_code)
+{
+    if (c->failed)
+        return -EPIPE;
+    if (c->goaway_state != GOAWAY_NONE)
+        return 0;
+    c->goaway_code = error_code;
+    if (c->server && error_code == NGHTTP2_NO_ERROR) {
+        /* Graceful: the notice (last_stream_id 2^31-1) stops the client
+         * opening streams; the final GOAWAY follows one PING round trip. */
+        c->goaway_state = GOAWAY_NOTICE;
+        return nghttp2_submit_shutdown_notice(c->ng) == 0 ? 0 : -ENOMEM;
+    }
+    c->goaway_state = GOAWAY_FINAL;
+    int rv =
+        nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->ng), error_code, NULL, 0);
+    return rv == 0 ? 0 : -ENOMEM;
+}
