@@ -25,8 +25,8 @@ static void source_name(const zm_config_parse_t *ctx, const char *file, char *ou
     if (!file || !strcmp(file, ctx->path) || file[0] == '/' || !ctx->dir[0] ||
         !strcmp(ctx->dir, "."))
         snprintf(out, len, "%s", file ? file : ctx->path);
-    else
-        snprintf(out, len, "%s/%s", ctx->dir, file);
+    else if (snprintf(out, len, "%s/%s", ctx->dir, file) >= (int)len)
+        snprintf(out, len, "%s", file); /* too long to qualify: the bare name still helps */
 }
 
 void zm_config_problem_at(zm_config_parse_t *ctx, const char *file, int line, const char *fmt, ...)

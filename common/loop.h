@@ -146,6 +146,9 @@ int zm_sock_fd(const zm_sock_t *s);
  * -EPIPE after shutdown or close. */
 int zm_sock_send(zm_sock_t *s, const void *data, size_t len);
 size_t zm_sock_send_queued(const zm_sock_t *s);
+/* True while the queue is above send_low_water, i.e. on_drain is armed and
+ * will fire when it falls back: "acknowledge upstream later". */
+bool zm_sock_above_low_water(const zm_sock_t *s);
 /* Sends FIN once the queue is empty. */
 int zm_sock_shutdown_write(zm_sock_t *s);
 

@@ -515,6 +515,11 @@ size_t zm_sock_send_queued(const zm_sock_t *s)
     return s->queued;
 }
 
+bool zm_sock_above_low_water(const zm_sock_t *s)
+{
+    return s->queued > s->loop->cfg.send_low_water;
+}
+
 int zm_sock_send(zm_sock_t *s, const void *data, size_t len)
 {
     if (s->flags & (SF_CLOSING | SF_CLOSE_FLUSH | SF_SHUT_REQ))
