@@ -26,7 +26,7 @@ usage() {
     echo "usage: $0 BUILD_DIR  (a build directory already built, e.g. build)" >&2
     exit 2
 }
-[ $# -eq 1 ] && [ -d "$1" ] || usage
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then usage; fi
 
 build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -68,9 +68,9 @@ alive() { kill -0 "${pgid[$1]}" 2>/dev/null; }
 
 # Stop what we started, by group id only: TERM, up to 3 s of grace, then KILL.
 cleanup() {
-    local g i
+    local g _
     for g in "${pgid[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
-    for i in $(seq 30); do
+    for _ in $(seq 30); do
         local any=0
         for g in "${pgid[@]}"; do kill -0 -- "-$g" 2>/dev/null && any=1; done
         [ $any = 0 ] && break
@@ -85,8 +85,8 @@ trap 'exit 130' INT TERM
 
 # wait_port NAME PORT: until PORT accepts (5 s at most) while NAME still runs.
 wait_port() {
-    local name=$1 port=$2 i
-    for i in $(seq 50); do
+    local name=$1 port=$2 _
+    for _ in $(seq 50); do
         (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
         alive "$name" || break
         sleep 0.1
@@ -263,7 +263,7 @@ start_zmesh() {
 # echo through the tunnel before the server is worth measuring.
 probe() {
     local name=$1 port=$2 out
-    if out=$(timeout 30 "$py" "$here/h2_connect_probe.py" --connect "127.0.0.1:$port" \
+    if out=$(timeout 20 "$py" "$here/h2_connect_probe.py" --connect "127.0.0.1:$port" \
         --ca "$certs/ca.pem" --cert "$certs/client.pem" --key "$certs/client.key" \
         --target "127.0.0.1:$tport" --timeout 15 2>&1); then
         log "$name: $out"
@@ -271,7 +271,10 @@ probe() {
     fi
     incomplete "$name tunnel check failed: $out"
     tail -n 20 "$work/$name.log" >&2 || true
-    [ "$name" = nghttpx ] && tail -n 20 "$work/nghttpx.errors" "$work/tinyproxy.log" >&2 || true
+    if [ "$name" = nghttpx ]; then
+        tail -n 20 "$work/nghttpx.errors" "$work/tinyproxy.log" "$work/tinyproxy.file.log" \
+            >&2 2>/dev/null || true
+    fi
     return 1
 }
 
@@ -287,7 +290,7 @@ measure() {
     log "$side: $mode for ${seconds}s"
     s0=$(cpu_ticks "${pgid[$side]}")
     [ "$side" = nghttpx ] && f0=$(cpu_ticks "${pgid[tinyproxy]}")
-    if ! out=$(timeout $((seconds + 30)) "$bin/zm-hbone-bench" --connect "127.0.0.1:$port" \
+    if ! out=$(timeout $((seconds + 15)) "$bin/zm-hbone-bench" --connect "127.0.0.1:$port" \
         --cert "$certs/client.pem" --key "$certs/client.key" --ca "$certs/ca.pem" \
         --target "127.0.0.1:$tport" --mode "$mode" --seconds "$seconds" "${extra[@]}" \
         2>"$work/client-$side-$mode.err" | tail -n1); then

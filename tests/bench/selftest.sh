@@ -9,10 +9,10 @@
 # The figures themselves mean nothing here (the client is Python).
 set -euo pipefail
 
-[ $# -eq 1 ] && [ -x "$1/tests/bench/zm-bench-aesgcm" ] || {
+if [ $# -ne 1 ] || [ ! -x "$1/tests/bench/zm-bench-aesgcm" ]; then
     echo "usage: $0 BUILD_DIR  (built, with tests/bench/zm-bench-aesgcm)" >&2
     exit 2
-}
+fi
 build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/zm-bench-selftest.XXXXXX")
