@@ -317,6 +317,32 @@ print("%s.%s.seconds=%s" % (side, key, float(d["seconds"])))' "$out" "$side" "$k
     return 0
 }
 
+# hbone_compare HAVE_CLIENT HAVE_SERVER: check each tunnel, then measure.
+hbone_compare() {
+    local have_client=$1 have_server=$2 peer_ok=false zmesh_ok=false mode key
+    # Peer chain first: it is the reference, and checks the certificates.
+    if start_tinyproxy && start_nghttpx && probe nghttpx "$nport"; then
+        peer_ok=true
+    else
+        incomplete "nghttpx + tinyproxy chain not working: no peer figures"
+    fi
+    if [ "$have_server" = true ]; then
+        if start_zmesh && probe zmesh "$zport"; then
+            zmesh_ok=true
+        else
+            incomplete "zm-hbone-server not working: no zmesh figures"
+        fi
+    fi
+    [ "$have_client" = true ] || return 0
+    # Alternate the sides so a drift in clock speed hits both alike.
+    for mode in throughput streams; do
+        key=tp
+        if [ $mode = streams ]; then key=st; fi
+        if [ $zmesh_ok = true ]; then measure zmesh "$zport" "$mode" "$key"; fi
+        if [ $peer_ok = true ]; then measure nghttpx "$nport" "$mode" "$key"; fi
+    done
+}
+
 # ---- main -----------------------------------------------------------------
 
 main() {
@@ -342,32 +368,10 @@ main() {
 
     read -r tport fport nport zport <<<"$(free_ports 4)"
     make_certs
-    start_target
-
-    # Peer chain first: it is the reference, and checks the certificates.
-    local peer_ok=false zmesh_ok=false
-    if start_tinyproxy && start_nghttpx && probe nghttpx "$nport"; then
-        peer_ok=true
+    if start_target; then
+        hbone_compare "$have_client" "$have_server"
     else
-        incomplete "nghttpx + tinyproxy chain not working: no peer figures"
-    fi
-    if [ $have_server = true ]; then
-        if start_zmesh && probe zmesh "$zport"; then
-            zmesh_ok=true
-        else
-            incomplete "zm-hbone-server not working: no zmesh figures"
-        fi
-    fi
-
-    if [ $have_client = true ]; then
-        # Alternate sides so a drift in clock speed hits both alike.
-        local mode key
-        for mode in throughput streams; do
-            key=tp
-            if [ $mode = streams ]; then key=st; fi
-            if [ $zmesh_ok = true ]; then measure zmesh "$zport" "$mode" "$key"; fi
-            if [ $peer_ok = true ]; then measure nghttpx "$nport" "$mode" "$key"; fi
-        done
+        incomplete "the CONNECT target did not start: no HBONE figures"
     fi
 
     record complete "$complete"
