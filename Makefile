@@ -26,7 +26,7 @@ test: build
 asan: setup
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DZM_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	@cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 300 -L unit
+	@cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 300 -j 2 -L 'unit|integ'
 
 demo: build
 	@$(BUILD)/tests/demo/zm-demo

@@ -24,6 +24,9 @@
 
 #define ZM_HBC_SOCK_HIGH_WATER (512u * 1024u)
 #define ZM_HBC_MAX_TRACKED_STREAMS 1024u
+#define ZM_HBC_HANDSHAKE_TIMEOUT_MS 10000u
+#define ZM_HBC_PING_INTERVAL_MS 10000u
+#define ZM_HBC_PING_TIMEOUT_MS 20000u
 
 /* Why a connection is not moving; HAProxy-style flags. */
 #define ZM_HBC_ESTABLISHED 0x01u
@@ -56,6 +59,7 @@ struct zm_hbc {
     const char *expected[2];
     struct sockaddr_storage next_hop, src_ip;
     zm_timer_t idle_timer;
+    zm_timer_t keepalive; /* handshake deadline, then PING cadence */
 };
 
 struct zm_hbone_pool {
@@ -66,6 +70,7 @@ struct zm_hbone_pool {
 };
 
 static void hbc_maybe_free(zm_hbc_t *c);
+static void keepalive_fired(zm_timer_t *t);
 static void hbc_flush_internal(zm_hbc_t *c);
 
 static const zm_hbs_ops_t *stream_ops(zm_hbone_stream_t *s)
@@ -122,7 +127,7 @@ static void pool_unlink(zm_hbc_t *c)
 static void idle_expired(zm_timer_t *t)
 {
     zm_hbc_t *c = ZM_CONTAINER_OF(t, zm_hbc_t, idle_timer);
-    if (zm_hbone_active_streams(c->h2) == 0)
+    if (c->n_streams == 0)
         zm_hbc_drain(c);
 }
 
@@ -130,7 +135,8 @@ static void pool_note_activity(zm_hbc_t *c)
 {
     if (!c->pool)
         return;
-    if (zm_hbone_active_streams(c->h2) == 0 && !(c->flags & ZM_HBC_CLOSING))
+    /* Our own count: nghttp2 still counts a stream inside its close callback. */
+    if (c->n_streams == 0 && !(c->flags & ZM_HBC_CLOSING))
         zm_timer_start(c->loop, &c->idle_timer, c->pool->cfg.idle_timeout_ms, idle_expired);
     else
         zm_timer_stop(c->loop, &c->idle_timer);
@@ -190,7 +196,7 @@ static void h2_on_stream_close(zm_hbone_stream_t *s, uint32_t error_code)
     if (ops && ops->on_close)
         ops->on_close(s, error_code);
     pool_note_activity(c);
-    if ((c->flags & ZM_HBC_DRAINING) && zm_hbone_active_streams(c->h2) <= 1 && c->n_streams == 0)
+    if ((c->flags & ZM_HBC_DRAINING) && c->n_streams == 0)
         zm_hbc_close(c, "drained");
 }
 
@@ -226,6 +232,26 @@ static int push_tls_out(zm_hbc_t *c)
         zm_tls_out_consume(c->tls, len);
     }
     return 0;
+}
+
+/* Before the handshake: its deadline. After: PING every interval, and a
+ * peer silent for longer than the timeout is gone (Istio: 10 s / 20 s). */
+static void keepalive_fired(zm_timer_t *t)
+{
+    zm_hbc_t *c = ZM_CONTAINER_OF(t, zm_hbc_t, keepalive);
+    if (c->flags & (ZM_HBC_DEAD | ZM_HBC_CLOSING))
+        return;
+    if (!(c->flags & ZM_HBC_ESTABLISHED)) {
+        zm_hbc_close(c, "TLS handshake timeout");
+        return;
+    }
+    if (zm_hbone_ms_since_ack(c->h2) > ZM_HBC_PING_TIMEOUT_MS) {
+        zm_hbc_close(c, "keepalive timeout");
+        return;
+    }
+    zm_hbone_ping(c->h2);
+    zm_hbc_flush(c);
+    zm_timer_start(c->loop, &c->keepalive, ZM_HBC_PING_INTERVAL_MS, keepalive_fired);
 }
 
 static void hbc_flush_internal(zm_hbc_t *c)
@@ -264,6 +290,7 @@ static void hbc_flush_internal(zm_hbc_t *c)
 static int finish_handshake(zm_hbc_t *c)
 {
     c->flags |= ZM_HBC_ESTABLISHED;
+    zm_timer_start(c->loop, &c->keepalive, ZM_HBC_PING_INTERVAL_MS, keepalive_fired);
     if ((c->flags & ZM_HBC_SERVER) && c->h && c->h->on_handshake && c->h->on_handshake(c) < 0)
         return -EACCES;
     return 0;
@@ -384,6 +411,7 @@ static void hbc_maybe_free(zm_hbc_t *c)
     if (!(c->flags & ZM_HBC_DEAD) || c->busy)
         return;
     c->busy++; /* owners' on_close may call back into us */
+    zm_timer_stop(c->loop, &c->keepalive);
     pool_unlink(c);
     while (c->n_streams > 0) {
         zm_hbone_stream_t *s = c->streams[--c->n_streams];
@@ -423,6 +451,7 @@ static int hbc_new(zm_hbc_t **out, zm_loop_t *loop, zm_tls_ctx_t *tls, bool serv
         goto fail;
     zm_tls_ctx_ref(tls);
     c->tls_ctx = tls;
+    zm_timer_start(loop, &c->keepalive, ZM_HBC_HANDSHAKE_TIMEOUT_MS, keepalive_fired);
     *out = c;
     return 0;
 fail:

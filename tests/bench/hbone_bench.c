@@ -73,7 +73,7 @@ static void bs_response(zm_hbone_stream_t *s, int status)
         zm_hbone_stream_write(s, &mode, 1);
         upload_more(bs);
     } else {
-        static const uint8_t ping[2] = {LAB_MODE_ECHO, 'x'};
+        static const uint8_t ping[2] = {LAB_MODE_CLOSE, 'x'};
         zm_hbone_stream_write(s, ping, sizeof(ping));
         zm_hbone_stream_shutdown(s);
         zm_hbc_flush(bs->b->conn);

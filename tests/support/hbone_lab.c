@@ -189,6 +189,7 @@ static void target_data(zm_sock_t *s, const uint8_t *data, size_t len)
         case LAB_MODE_SINK:
         case LAB_MODE_SOURCE:
         case LAB_MODE_NO_READ:
+        case LAB_MODE_CLOSE:
             tc->mode = data[0];
             data++;
             len--;
@@ -209,6 +210,12 @@ static void target_data(zm_sock_t *s, const uint8_t *data, size_t len)
     }
     if (!len)
         return;
+    if (tc->mode == LAB_MODE_CLOSE) {
+        if (zm_sock_send(s, data, len) == 0)
+            tc->t->stats.bytes_out += len;
+        zm_sock_close(s, ZM_SOCK_CLOSE_FLUSH);
+        return;
+    }
     if (tc->mode == LAB_MODE_ECHO) {
         if (zm_sock_send(s, data, len) == 0)
             tc->t->stats.bytes_out += len;

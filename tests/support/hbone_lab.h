@@ -24,6 +24,9 @@
 #define LAB_MODE_SINK 'D'    /* discard */
 #define LAB_MODE_SOURCE 'S'  /* send lab_source_bytes of pattern, FIN, keep reading */
 #define LAB_MODE_NO_READ 'P' /* never read (a stalled peer) */
+/* Echo the first bytes after this one, then close: ends a tunnel without a
+ * half-close, which proxies with an HTTP/1 hop (nghttpx) need. */
+#define LAB_MODE_CLOSE 'C'
 
 typedef struct lab_certs {
     char *ca_cert, *ca_key;
