@@ -15,6 +15,7 @@
  * arrive while we are inside our own callbacks only set flags (`busy`).
  */
 #include "hbone_io.h"
+#include "log.h"
 
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
@@ -34,7 +35,8 @@
 #define ZM_HBC_CLOSING 0x04u
 #define ZM_HBC_SERVER 0x08u
 #define ZM_HBC_DRAINING 0x10u
-#define ZM_HBC_DEAD 0x20u /* socket closed; free when not busy */
+#define ZM_HBC_DEAD 0x20u   /* socket closed; free when not busy */
+#define ZM_HBC_FAILED 0x40u /* ended by an error worth a log line */
 
 struct zm_hbc {
     zm_loop_t *loop;
@@ -218,6 +220,15 @@ static const zm_hbone_callbacks_t h2_callbacks = {
     .on_conn_close = h2_on_conn_close,
 };
 
+/* Records why the connection ends badly; the log line is written once, at
+ * teardown, rate limited: a flood of bad peers costs counters, not disk. */
+static void hbc_fail(zm_hbc_t *c, const char *reason)
+{
+    if (!c->reason)
+        c->reason = reason;
+    c->flags |= ZM_HBC_FAILED;
+}
+
 /* ---- the byte path ---- */
 
 /* Moves TLS ciphertext into the socket queue. -ENOBUFS: socket full. */
@@ -242,11 +253,13 @@ static void keepalive_fired(zm_timer_t *t)
     if (c->flags & (ZM_HBC_DEAD | ZM_HBC_CLOSING))
         return;
     if (!(c->flags & ZM_HBC_ESTABLISHED)) {
-        zm_hbc_close(c, "TLS handshake timeout");
+        hbc_fail(c, "TLS handshake timeout");
+        zm_hbc_close(c, NULL);
         return;
     }
     if (zm_hbone_ms_since_ack(c->h2) > ZM_HBC_PING_TIMEOUT_MS) {
-        zm_hbc_close(c, "keepalive timeout");
+        hbc_fail(c, "keepalive timeout");
+        zm_hbc_close(c, NULL);
         return;
     }
     zm_hbone_ping(c->h2);
@@ -303,7 +316,8 @@ static void on_sock_data(zm_sock_t *s, const uint8_t *data, size_t len)
         return;
     c->busy++;
     if (zm_tls_feed(c->tls, data, len) < 0) {
-        zm_hbc_close(c, "TLS input overflow");
+        hbc_fail(c, "TLS input overflow");
+        zm_hbc_close(c, NULL);
         goto out;
     }
     if (!(c->flags & ZM_HBC_ESTABLISHED)) {
@@ -312,9 +326,8 @@ static void on_sock_data(zm_sock_t *s, const uint8_t *data, size_t len)
         if (r == ZM_AGAIN)
             goto out;
         if (r < 0) {
-            c->reason = zm_tls_error(c->tls);
-            if (!c->reason)
-                c->reason = "TLS handshake failed";
+            const char *why = zm_tls_error(c->tls);
+            hbc_fail(c, why ? why : "TLS handshake failed");
             c->flags |= ZM_HBC_CLOSING;
             zm_sock_close(c->sock, ZM_SOCK_CLOSE_FLUSH);
             goto out;
@@ -336,15 +349,14 @@ static void on_sock_data(zm_sock_t *s, const uint8_t *data, size_t len)
             break;
         }
         if (n < 0) {
-            if (!c->reason)
-                c->reason = "TLS read failed";
+            const char *why = zm_tls_error(c->tls);
+            hbc_fail(c, why ? why : "TLS read failed");
             c->flags |= ZM_HBC_CLOSING;
             break;
         }
         if (zm_hbone_feed(c->h2, buf, (size_t)n) < 0) {
+            hbc_fail(c, "HTTP/2 protocol error");
             c->flags |= ZM_HBC_CLOSING;
-            if (!c->reason)
-                c->reason = "HTTP/2 protocol error";
             break; /* flush sends the GOAWAY, then the socket closes */
         }
     }
@@ -376,7 +388,7 @@ static void on_sock_connect(zm_sock_t *s, int res)
 {
     zm_hbc_t *c = zm_sock_ctx(s);
     if (res < 0) {
-        c->reason = "connect failed";
+        hbc_fail(c, "connect failed");
         return; /* on_close follows */
     }
     c->busy++;
@@ -393,8 +405,10 @@ static void on_sock_close(zm_sock_t *s, int err)
     zm_hbc_t *c = zm_sock_ctx(s);
     c->sock = NULL;
     c->flags |= ZM_HBC_DEAD | ZM_HBC_CLOSING;
+    if (err && !c->reason)
+        hbc_fail(c, "socket error");
     if (!c->reason)
-        c->reason = err ? "socket error" : "closed";
+        c->reason = "closed";
     hbc_maybe_free(c);
 }
 
@@ -419,6 +433,16 @@ static void hbc_maybe_free(zm_hbc_t *c)
         if (ops && ops->on_close)
             ops->on_close(s, NGHTTP2_CANCEL);
     }
+    const zm_spiffe_id_t *peer = c->tls ? zm_tls_peer_id(c->tls) : NULL;
+    zm_log_ctx_t lctx = {.worker = -1,
+                         .conn_id = -1,
+                         .peer = peer ? peer->uri : NULL,
+                         .action = (c->flags & ZM_HBC_SERVER) ? "HBONE inbound" : "HBONE outbound"};
+    if (c->flags & ZM_HBC_FAILED)
+        zm_log_ratelimited(ZM_LOG_WARN, &lctx, "hbone connection failed",
+                           "HBONE connection failed: %s", c->reason);
+    else
+        zm_log(ZM_LOG_DEBUG, &lctx, "HBONE connection closed: %s", c->reason);
     if (c->h && c->h->on_close)
         c->h->on_close(c, c->reason);
     zm_hbone_conn_free(&c->h2);
