@@ -150,6 +150,10 @@ static const zm_config_section_t sections[] = {
     {"hbone", FIELDS(hbone_fields), NULL, NULL, NULL, NULL},
     {"tls", FIELDS(tls_fields), check_tls, NULL, NULL, NULL},
     {"log", FIELDS(log_fields), NULL, NULL, NULL, NULL},
+    {"workloads", NULL, 0, zm_config_mesh_check_workloads, zm_config_mesh_parse_workloads,
+     zm_config_mesh_dump_workloads, zm_config_mesh_free_workloads},
+    {"services", NULL, 0, zm_config_mesh_check_services, zm_config_mesh_parse_services,
+     zm_config_mesh_dump_services, zm_config_mesh_free_services},
 };
 
 /* ------------------------------------------------------------------ */

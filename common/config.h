@@ -121,6 +121,62 @@ typedef struct zm_config_log {
     const char *access_log; /* "stderr", "stdout", "off" or an absolute path */
 } zm_config_log_t;
 
+/* ---- the mesh: what meshctl compiles from Kubernetes and Istio objects ---- */
+
+typedef enum zm_config_protocol {
+    ZM_CONFIG_PROTO_HBONE, /* ambient: reached through HBONE on :15008 */
+    ZM_CONFIG_PROTO_TCP,   /* outside the mesh: plain TCP */
+} zm_config_protocol_t;
+
+typedef enum zm_config_workload_kind {
+    ZM_CONFIG_WORKLOAD_POD,
+    ZM_CONFIG_WORKLOAD_WAYPOINT,
+} zm_config_workload_kind_t;
+
+typedef struct zm_config_label {
+    const char *key, *value;
+} zm_config_label_t;
+
+/* A pod (or a waypoint proxy) anywhere in the mesh. */
+typedef struct zm_config_workload {
+    const char *uid;             /* "<namespace>/<name>", unique */
+    const char *name, *ns;
+    const char *service_account; /* identity = spiffe://<td>/ns/<ns>/sa/<sa> */
+    const char *node;            /* the node whose ztunnel serves it */
+    const char *address;         /* pod IP, unique */
+    zm_config_protocol_t protocol;
+    zm_config_workload_kind_t kind;
+    const char *waypoint;        /* uid of its waypoint, "" for none */
+    const char *canonical_name;     /* app label (metrics) */
+    const char *canonical_revision; /* version label (metrics) */
+    zm_config_label_t *labels;
+    size_t n_labels;
+} zm_config_workload_t;
+
+typedef struct zm_config_service_port {
+    uint16_t port;
+    const char *name;
+    const char *app_protocol; /* "http", "http2", "grpc", "tcp", ... or "" */
+} zm_config_service_port_t;
+
+/* One (workload, service port) the service spreads connections over. */
+typedef struct zm_config_endpoint {
+    const char *workload; /* uid */
+    uint16_t port;        /* the service port */
+    uint16_t target_port; /* where that workload listens for it */
+} zm_config_endpoint_t;
+
+typedef struct zm_config_service {
+    const char *name, *ns;
+    const char *hostname; /* name.ns.svc.cluster.local */
+    const char *address;  /* cluster IP (VIP) */
+    const char *waypoint; /* uid of its waypoint, "" for none */
+    zm_config_service_port_t *ports;
+    size_t n_ports;
+    zm_config_endpoint_t *endpoints;
+    size_t n_endpoints;
+} zm_config_service_t;
+
 /* One immutable snapshot. Strings are owned by the snapshot. */
 typedef struct zm_config {
     uint64_t generation;        /* 1 on first load; +1 per reload accepted by a slot */
@@ -135,6 +191,11 @@ typedef struct zm_config {
     zm_config_tls_t tls;
     zm_config_log_t log;
     uint32_t drain_grace_ms;
+    /* The mesh, sorted as written (meshctl writes them sorted by uid). */
+    zm_config_workload_t *workloads;
+    size_t n_workloads;
+    zm_config_service_t *services;
+    size_t n_services;
 } zm_config_t;
 
 typedef struct zm_config_slot zm_config_slot_t;
@@ -172,6 +233,11 @@ char *zm_config_dump_string(const zm_config_t *cfg);
 /* Names of enum values ("info", "json"), for logs and the dump. */
 const char *zm_config_log_level_name(zm_config_log_level_t level);
 const char *zm_config_log_format_name(zm_config_log_format_t format);
+
+/* Look-ups in a snapshot (linear; callers index what they use often). */
+const zm_config_workload_t *zm_config_find_workload(const zm_config_t *cfg, const char *uid);
+const zm_config_workload_t *zm_config_find_workload_by_address(const zm_config_t *cfg,
+                                                               const char *address);
 
 /* --- the slot: current snapshot and reload --- */
 

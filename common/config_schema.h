@@ -128,4 +128,18 @@ int zm_config_fields_dump(const zm_config_field_t *fields, size_t n, const void 
 void zm_config_field_set_str(zm_config_parse_t *ctx, const zm_config_field_t *f, void *base,
                              char *v);
 
+/* The mesh sections (config_mesh.c). */
+void zm_config_mesh_parse_workloads(zm_config_parse_t *ctx, const config_setting_t *s,
+                                    zm_config_t *cfg);
+void zm_config_mesh_check_workloads(zm_config_parse_t *ctx, const config_setting_t *s,
+                                    zm_config_t *cfg);
+int zm_config_mesh_dump_workloads(const zm_config_t *cfg, json_t *obj);
+void zm_config_mesh_free_workloads(zm_config_t *cfg);
+void zm_config_mesh_parse_services(zm_config_parse_t *ctx, const config_setting_t *s,
+                                   zm_config_t *cfg);
+void zm_config_mesh_check_services(zm_config_parse_t *ctx, const config_setting_t *s,
+                                   zm_config_t *cfg);
+int zm_config_mesh_dump_services(const zm_config_t *cfg, json_t *obj);
+void zm_config_mesh_free_services(zm_config_t *cfg);
+
 #endif
