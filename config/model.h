@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "yaml.h"
+#include "yaml_tree.h"
 #include "zm.h"
 
 #define MC_DEFAULT_TRUST_DOMAIN "cluster.local"

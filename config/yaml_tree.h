@@ -1,5 +1,5 @@
 /*
- * yaml.h — YAML files to an in-memory tree with file:line on every node.
+ * yaml_tree.h — YAML files to an in-memory tree with file:line on every node.
  *
  * meshctl reads Kubernetes-style manifests: files or folders (walked
  * recursively, *.yaml and *.yml in sorted order so the result never depends
@@ -48,9 +48,9 @@ typedef enum mc_yaml_kind {
 
 typedef struct mc_yaml_node mc_yaml_node_t;
 
-/* One map entry; keys are always scalars (a NULL key node is an error). */
+/* One map entry; a key is a SCALAR (or NULL for `~:`); other keys are errors. */
 typedef struct mc_yaml_pair {
-    const mc_yaml_node_t *key; /* kind SCALAR */
+    const mc_yaml_node_t *key; /* SCALAR or NULL */
     const mc_yaml_node_t *value;
 } mc_yaml_pair_t;
 
