@@ -90,11 +90,12 @@ typedef struct mc_labels {
 /* metadata plus where the object was written. */
 typedef struct mc_meta {
     const char *name;
-    const char *ns; /* "default" when absent */
+    const char *ns; /* "default" when absent; "" for Namespace and GatewayClass */
     mc_labels_t labels;
     mc_labels_t annotations;
     const char *file; /* the object's document (for a Deployment pod: its template) */
     int line;
+    unsigned _seq; /* load order, to report the later of two duplicates */
 } mc_meta_t;
 
 typedef struct mc_node {
