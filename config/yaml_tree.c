@@ -369,8 +369,11 @@ static int parser_error(builder_t *b, const yaml_parser_t *p)
     int line = (int)p->problem_mark.line + 1;
     if (p->error == YAML_READER_ERROR)
         return zm_err_set(b->err, b->file, 0, "%s (at byte %zu)", problem, p->problem_offset);
+    /* libyaml notices the problem where parsing stopped; the context mark
+     * says where the construct that went wrong began, often the real typo. */
     if (p->context)
-        return zm_err_set(b->err, b->file, line, "%s %s", p->context, problem);
+        return zm_err_set(b->err, b->file, line, "%s (%s that starts at line %d)", problem,
+                          p->context, (int)p->context_mark.line + 1);
     return zm_err_set(b->err, b->file, line, "%s", problem);
 }
 
