@@ -210,7 +210,7 @@ typedef struct mc_model {
     size_t n_service_accounts;
     mc_gateway_t *gateways; /* all classes; see is_waypoint */
     size_t n_gateways;
-    mc_object_t *objects; /* raw kinds, sorted by (kind, namespace, name) after resolve */
+    mc_object_t *objects; /* raw kinds, sorted by (kind, namespace, name) */
     size_t n_objects;
     mc_node_t *nodes; /* after resolve */
     size_t n_nodes;
@@ -245,8 +245,8 @@ int mc_model_resolve(mc_model_t *m, const mc_resolve_opts_t *opts, zm_err_t *err
 /* Frees the model and everything it points to; clears *m. NULL-safe. */
 void mc_model_free(mc_model_t **m);
 
-/* Lookups by namespace and name (linear before resolve, binary after).
- * NULL when absent. */
+/* Lookups by namespace and name (binary search: arrays are sorted from
+ * load on). Namespaces are looked up by name alone. NULL when absent. */
 const mc_namespace_t *mc_model_find_namespace(const mc_model_t *m, const char *name);
 const mc_pod_t *mc_model_find_pod(const mc_model_t *m, const char *ns, const char *name);
 const mc_service_t *mc_model_find_service(const mc_model_t *m, const char *ns, const char *name);

@@ -40,6 +40,13 @@ static bool used(const uint32_t *set, size_t n, uint32_t ip)
     return bsearch(&ip, set, n, sizeof(ip), u32_cmp) != NULL;
 }
 
+/* qsort that accepts an empty (possibly NULL) array. */
+static void sort(void *base, size_t n, size_t elem, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, elem, cmp);
+}
+
 static int meta_cmp_q(const void *a, const void *b)
 {
     return mc_meta_cmp(a, b);
@@ -80,7 +87,7 @@ static int implicit_namespaces(mc_model_t *m)
     for (size_t i = 0; i < m->n_objects && rc == 0; i++)
         rc = add_implicit(m, m->objects[i].meta.ns);
     if (rc == 0)
-        qsort(m->namespaces, m->n_namespaces, sizeof(*m->namespaces), meta_cmp_q);
+        sort(m->namespaces, m->n_namespaces, sizeof(*m->namespaces), meta_cmp_q);
     return rc;
 }
 
@@ -206,7 +213,7 @@ static int place_and_address(mc_model_t *m, zm_err_t *err)
     for (size_t i = 0; i < m->n_pods; i++)
         if (m->pods[i].given_ip)
             given[n_given++] = m->pods[i].ip;
-    qsort(given, n_given, sizeof(*given), u32_cmp);
+    sort(given, n_given, sizeof(*given), u32_cmp);
     int rc = 0;
     for (size_t i = 1; i < n_given; i++) {
         if (given[i] != given[i - 1])
@@ -275,7 +282,7 @@ static int cluster_ips(mc_model_t *m, zm_err_t *err)
                                 s->meta.name, s->given_cluster_ip);
         given[n_given++] = s->cluster_ip;
     }
-    qsort(given, n_given, sizeof(*given), u32_cmp);
+    sort(given, n_given, sizeof(*given), u32_cmp);
     uint32_t next = SERVICE_NET;
     for (size_t i = 0; i < m->n_services && rc == 0; i++) {
         mc_service_t *s = &m->services[i];
@@ -442,14 +449,14 @@ int mc_model_resolve(mc_model_t *m, const mc_resolve_opts_t *opts, zm_err_t *err
     size_t n_regular = m->n_pods;
     if ((rc = make_nodes(m, opts, err)) < 0 || (rc = waypoint_pods(m, err)) < 0)
         return rc;
-    qsort(m->pods + n_regular, m->n_pods - n_regular, sizeof(*m->pods), meta_cmp_q);
+    if (m->n_pods > n_regular)
+        sort(m->pods + n_regular, m->n_pods - n_regular, sizeof(*m->pods), meta_cmp_q);
     if ((rc = place_and_address(m, err)) < 0 || (rc = cluster_ips(m, err)) < 0)
         return rc;
-    qsort(m->pods, m->n_pods, sizeof(*m->pods), meta_cmp_q);
+    sort(m->pods, m->n_pods, sizeof(*m->pods), meta_cmp_q);
     if ((rc = enroll(m, opts, err)) < 0 || (rc = endpoints(m, err)) < 0)
         return rc;
-    if (m->n_objects)
-        qsort(m->objects, m->n_objects, sizeof(*m->objects), object_cmp);
+    sort(m->objects, m->n_objects, sizeof(*m->objects), object_cmp);
     m->resolved = true;
     return 0;
 }

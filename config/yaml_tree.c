@@ -508,7 +508,7 @@ static int load_dir(mc_yaml_set_t *set, const char *dir, int depth, zm_err_t *er
         n++;
     }
     closedir(d);
-    if (rc == 0)
+    if (rc == 0 && n > 1)
         qsort(names, n, sizeof(*names), name_cmp);
     for (size_t i = 0; i < n && rc == 0; i++) {
         char path[PATH_MAX];
