@@ -295,20 +295,26 @@ static unsigned long gen_number(const char *name)
     return *end ? 0 : n;
 }
 
+/* A directory stream of its own (not a dup(), whose read offset would be
+ * shared with dfd). */
+static DIR *open_dir_at(int dfd, const char *name)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d && fd >= 0)
+        close(fd);
+    return d;
+}
+
 static void remove_gen(int dfd, const char *name)
 {
-    int gfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (gfd < 0)
+    DIR *d = open_dir_at(dfd, name);
+    if (!d)
         return;
-    DIR *d = fdopendir(gfd);
-    if (!d) {
-        close(gfd);
-        return;
-    }
     struct dirent *e;
     while ((e = readdir(d)))
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            unlinkat(gfd, e->d_name, 0);
+            unlinkat(dirfd(d), e->d_name, 0);
     closedir(d);
     unlinkat(dfd, name, AT_REMOVEDIR);
 }
@@ -316,13 +322,9 @@ static void remove_gen(int dfd, const char *name)
 /* Highest gen-N in the directory (0 if none). */
 static unsigned long max_gen(int dfd)
 {
-    int fd = dup(dfd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
+    DIR *d = open_dir_at(dfd, ".");
+    if (!d)
         return 0;
-    }
     unsigned long max = 0, n;
     struct dirent *e;
     while ((e = readdir(d)))
@@ -336,13 +338,9 @@ static unsigned long max_gen(int dfd)
  * the next issue to retry: stale generations are harmless. */
 static void prune(int dfd, unsigned long keep_a, unsigned long keep_b)
 {
-    int fd = dup(dfd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
+    DIR *d = open_dir_at(dfd, ".");
+    if (!d)
         return;
-    }
     struct dirent *e;
     while ((e = readdir(d))) {
         unsigned long n = gen_number(e->d_name);
