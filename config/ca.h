@@ -34,9 +34,6 @@
 #define MC_CA_CERT "cert.pem"
 #define MC_CA_KEY "key.pem"
 #define MC_CA_CURRENT "current"
-/* Generations kept in an identity directory: the current one and the one
- * before it. */
-#define MC_CA_KEEP_GENERATIONS 2
 /* Root validity: 10 years. */
 #define MC_CA_ROOT_VALIDITY_S (3652LL * 86400)
 
