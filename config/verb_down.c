@@ -1,0 +1,15 @@
+/*
+ * verb_down.c — `meshctl down`. Placeholder until its implementation lands:
+ * the options are already parsed and checked (cli.c); replace this body (see
+ * verbs.h for the contract and exit codes).
+ */
+#include <stdio.h>
+
+#include "verbs.h"
+
+int mc_verb_down(const mc_opts_t *o)
+{
+    (void)o;
+    fprintf(stderr, "meshctl: down: not implemented yet\n");
+    return MC_EXIT_FAIL;
+}

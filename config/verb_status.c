@@ -1,0 +1,15 @@
+/*
+ * verb_status.c — `meshctl status`. Placeholder until its implementation lands:
+ * the options are already parsed and checked (cli.c); replace this body (see
+ * verbs.h for the contract and exit codes).
+ */
+#include <stdio.h>
+
+#include "verbs.h"
+
+int mc_verb_status(const mc_opts_t *o)
+{
+    (void)o;
+    fprintf(stderr, "meshctl: status: not implemented yet\n");
+    return MC_EXIT_FAIL;
+}
