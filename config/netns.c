@@ -335,8 +335,10 @@ int mc_netns_kill_procs(const char *name, int timeout_ms)
     int n = procs_in_ns(st.st_ino, pids, (int)(sizeof(pids) / sizeof(pids[0])));
     if (n <= 0)
         return n;
+    /* Each pid alone: every process inside is in the list, and a process
+     * group may reach outside the namespace. */
     for (int i = 0; i < n; i++)
-        signal_proc(pids[i], SIGTERM);
+        kill(pids[i], SIGTERM);
     int total = n;
     for (int round = 0; round < 2; round++) {
         for (int waited = 0; waited < timeout_ms; waited += 10) {
@@ -349,7 +351,7 @@ int mc_netns_kill_procs(const char *name, int timeout_ms)
         }
         for (int i = 0; i < n; i++)
             if (!proc_gone(pids[i]))
-                signal_proc(pids[i], SIGKILL);
+                kill(pids[i], SIGKILL);
     }
     return -ETIMEDOUT;
 }
