@@ -69,6 +69,12 @@ static size_t rnd_below(size_t n)
 
 static void dump_crash(void)
 {
+    if (!cur_data) {
+        static const char msg[] = "replay: failure outside any input (a leak found at exit?)\n";
+        if (write(2, msg, sizeof(msg) - 1) < 0)
+            return;
+        return;
+    }
     char name[64];
     int n = snprintf(name, sizeof(name), "crash-%llu-%llu", opt_seed, cur_run);
     int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -178,6 +184,7 @@ static void run_one(const uint8_t *data, size_t len)
     cur_len = len;
     LLVMFuzzerTestOneInput(copy, len);
     cur_data = NULL;
+    cur_len = 0;
     free(copy);
     cur_run++;
 }
