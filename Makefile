@@ -13,7 +13,7 @@ ifeq ($(ZMESH_SYSTEM_WOLFSSL),1)
 CMAKE_ARGS += -DZM_SYSTEM_WOLFSSL=ON
 endif
 
-.PHONY: all setup build test asan demo bench format clean
+.PHONY: all setup build test asan demo bench format clean fuzz
 
 all: build
 
@@ -30,7 +30,7 @@ test: build
 asan: setup
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DZM_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	@cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 300 -j 2 -L 'unit|integ'
+	@cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 300 -j 2 -L 'unit|integ|fuzz'
 
 demo: build
 	@$(BUILD)/tests/demo/zm-demo
@@ -38,8 +38,17 @@ demo: build
 bench: build
 	@bash tests/bench/run.sh $(BUILD)
 
+# Coverage-guided fuzzing: clang, libFuzzer, ASan+UBSan (tests/fuzz/run.sh).
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+fuzz: setup
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZM_FUZZ=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_drivers
+	@bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -327,8 +327,13 @@ static int on_header_cb(nghttp2_session *ng, const nghttp2_frame *f, const uint8
             c->method = arena_copy(c, value, valuelen);
         else if (namelen == 10 && !memcmp(name, ":authority", 10))
             c->authority = arena_copy(c, value, valuelen);
-        else if (namelen == 7 && !memcmp(name, ":status", 7) && valuelen == 3)
+        else if (namelen == 7 && !memcmp(name, ":status", 7) && valuelen == 3) {
             c->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
+            /* nghttp2 takes "000".."099" for a final status; we would take
+             * it for an interim one and deliver DATA before on_response. */
+            if (c->status < 100)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
         return 0;
     }
     if (c->n_hdrs >= c->hdr_cap)

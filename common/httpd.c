@@ -70,32 +70,41 @@ static void respond_text(httpd_conn_t *hc, int status, const char *text)
     respond(hc, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
-/* Parses "METHOD SP target SP HTTP/1.x" in place and runs the route. */
-static void dispatch(httpd_conn_t *hc)
+int zm_httpd_parse_head(char *head, zm_httpd_request_t *req)
 {
-    char *line_end = strstr(hc->head, "\r\n");
-    if (!line_end) {
-        respond_text(hc, 400, "bad request line\n");
-        return;
-    }
+    char *line_end = strstr(head, "\r\n");
+    if (!line_end)
+        return -EINVAL;
     *line_end = 0;
-    char *method = hc->head;
+    char *method = head;
     char *target = strchr(method, ' ');
     char *version = target ? strchr(target + 1, ' ') : NULL;
-    if (!target || !version || strncmp(version + 1, "HTTP/1.", 7) != 0 || target[1] != '/') {
-        respond_text(hc, 400, "bad request line\n");
-        return;
-    }
+    if (!target || !version || strncmp(version + 1, "HTTP/1.", 7) != 0 || target[1] != '/')
+        return -EINVAL;
     *target++ = 0;
     *version = 0;
-    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
-        respond_text(hc, 405, "method not allowed\n");
-        return;
-    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+        return -EOPNOTSUPP;
     char *query = strchr(target, '?');
     if (query)
         *query++ = 0;
-    zm_httpd_request_t req = {.method = method, .path = target, .query = query ? query : ""};
+    *req = (zm_httpd_request_t){.method = method, .path = target, .query = query ? query : ""};
+    return 0;
+}
+
+/* Parses the request line and runs the route. */
+static void dispatch(httpd_conn_t *hc)
+{
+    zm_httpd_request_t req;
+    int rc = zm_httpd_parse_head(hc->head, &req);
+    if (rc == -EOPNOTSUPP) {
+        respond_text(hc, 405, "method not allowed\n");
+        return;
+    }
+    if (rc < 0) {
+        respond_text(hc, 400, "bad request line\n");
+        return;
+    }
     for (size_t i = 0; i < hc->srv->n_routes; i++) {
         const zm_httpd_route_t *r = &hc->srv->routes[i];
         if (strcmp(r->path, req.path) != 0)

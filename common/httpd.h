@@ -38,6 +38,13 @@ typedef struct zm_httpd_route {
     void *arg;
 } zm_httpd_route_t;
 
+/* Parses the request line of a NUL-terminated request head in place
+ * ("METHOD SP /target SP HTTP/1.x CRLF ..."): fills req with pointers into
+ * head (query split off at '?'). Returns 0, -EINVAL for a malformed line
+ * (answered 400) or -EOPNOTSUPP for a method other than GET/POST (405).
+ * Headers after the first line are not looked at. Public for the fuzzer. */
+int zm_httpd_parse_head(char *head, zm_httpd_request_t *req);
+
 /* Listens on addr; routes must outlive the server. */
 int zm_httpd_new(zm_httpd_t **out, zm_loop_t *loop, const struct sockaddr *addr, socklen_t addr_len,
                  unsigned listen_flags, const zm_httpd_route_t *routes, size_t n_routes);

@@ -727,7 +727,8 @@ int zm_tls_shutdown(zm_tls_t *t)
 
 size_t zm_tls_out(zm_tls_t *t, const uint8_t **data)
 {
-    *data = t->out.p + t->out.head;
+    /* Nothing allocated before the first write: NULL + 0 is undefined. */
+    *data = t->out.p ? t->out.p + t->out.head : NULL;
     return t->out.tail - t->out.head;
 }
 
