@@ -444,7 +444,7 @@ int mc_cli_parse(int argc, char *const argv[], mc_opts_t *o, char *msg, size_t l
     if (len)
         msg[0] = '\0';
     const verb_spec_t *vs;
-    int i;
+    int i = 0;
     int r = resolve_verb(argc, argv, o, &vs, &i, msg, len);
     if (r != MC_PARSE_RUN)
         return r;
