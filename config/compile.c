@@ -241,8 +241,8 @@ int mc_compile_write(const mc_model_t *m, const char *dir, const mc_compile_opts
         zm_err_t lerr = {0};
         if (zm_config_load_string(files[i].text.data, files[i].name, &cfg, &lerr) < 0) {
             char buf[700];
-            r = zm_err_set(err, NULL, 0, "internal: generated %s does not load: %s",
-                           files[i].name, zm_err_str(&lerr, buf, sizeof(buf)));
+            r = zm_err_set(err, NULL, 0, "internal: generated %s does not load: %s", files[i].name,
+                           zm_err_str(&lerr, buf, sizeof(buf)));
         }
         zm_config_release(&cfg);
     }

@@ -21,7 +21,7 @@
 #include "strbuf.h"
 
 typedef struct mc_compile_opts {
-    const char *cert_dir; /* where the daemons read certificates; NULL: /var/run/zmesh/certs */
+    const char *cert_dir;  /* where the daemons read certificates; NULL: /var/run/zmesh/certs */
     const char *log_level; /* NULL: "info" */
 } mc_compile_opts_t;
 
