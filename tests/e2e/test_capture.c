@@ -303,7 +303,12 @@ static int group_setup(void **state)
     snprintf(va, sizeof(va), "zc%da", (int)getpid());
     snprintf(vb, sizeof(vb), "zc%db", (int)getpid());
     mc_link_req_t rb = {.bridge = br, .addr = "10.250.0.254/24"};
-    mc_link_req_t ra = {.bridge = br, .host_if = va, .peer_nsfd = nsfd_a, .addr = IP_A "/24"};
+    /* A default route, as pods have: service VIPs are routed before the DNAT. */
+    mc_link_req_t ra = {.bridge = br,
+                        .host_if = va,
+                        .peer_nsfd = nsfd_a,
+                        .addr = IP_A "/24",
+                        .gateway = "10.250.0.254"};
     mc_link_req_t rbb = {.bridge = br, .host_if = vb, .peer_nsfd = nsfd_b, .addr = IP_B "/24"};
     int rc = mc_netns_run(nsfd_c, mc_link_bridge_setup, &rb);
     if (rc >= 0)
@@ -377,7 +382,32 @@ static void test_outbound(void **state)
     exchange(c, s);
     assert_false(readable(lb, 0));
 
-    /* ztunnel's own (ZT_MARK) connection goes out through eth0 to B. */
+    /* A kube-proxy style DNAT at dstnat+10 (the sandbox's services) runs
+     * after the capture: ztunnel sees the service VIP, not the endpoint. */
+    mc_nft_req_t svc = {.ruleset = "table ip zmt-svc {\n"
+                                   "  chain out { type nat hook output priority -90;\n"
+                                   "    ip daddr 10.96.0.10 tcp dport 80 dnat to " IP_B ":80\n"
+                                   "  }\n"
+                                   "}\n"};
+    assert_int_equal(mc_netns_run(nsfd_a, mc_nft_apply, &svc), 0);
+    c = app_socket(nsfd_a);
+    assert_true(c >= 0);
+    assert_int_equal(connect_to(c, "10.96.0.10", 80, WAIT_MS), 0);
+    s = accept_within(l1, WAIT_MS, NULL);
+    assert_true(s >= 0);
+    assert_int_equal(zt_original_dst(s, &odst), 0);
+    assert_addr(&odst, "10.96.0.10", 80);
+    assert_false(readable(lb, 0));
+
+    /* ztunnel's own (ZT_MARK) connection goes out through eth0 to B, and
+     * the service DNAT still applies to it. */
+    int v = keep(zt_netns_connect_socket(nsfd_a, host_ns, NULL, false));
+    assert_true(v >= 0);
+    assert_int_equal(connect_to(v, "10.96.0.10", 80, WAIT_MS), 0);
+    s = accept_within(lb, WAIT_MS, NULL);
+    assert_true(s >= 0);
+    exchange(v, s);
+
     int m = keep(zt_netns_connect_socket(nsfd_a, host_ns, NULL, false));
     assert_true(m >= 0);
     assert_int_equal(connect_to(m, IP_B, 80, WAIT_MS), 0);
