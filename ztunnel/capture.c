@@ -208,17 +208,23 @@ static int absent_ok(int rc)
     return rc == -ENOENT || rc == -ENODEV || rc == -ESRCH ? 0 : rc;
 }
 
+/* Delete the rule until none is left (an older install or a hand-made
+ * `ip rule add` may have left duplicates, which would also make the
+ * NLM_F_EXCL add fail). */
+static int rule_delete_all(struct nl_sock *sk, cap_req_t *r)
+{
+    int rc = 0;
+    for (int i = 0; i < 16 && rc == 0; i++)
+        rc = rule_op(sk, r, false);
+    return absent_ok(rc);
+}
+
 /* Remove all three, keep going after a failure, report the first. */
 static int remove_in_ns(cap_req_t *r, struct nl_sock *sk)
 {
     int first = nft_apply(r, REMOVE_RULESET);
     if (sk) {
-        int rc;
-        /* Delete the rule until none is left: an older install or a
-         * concurrent `ip rule add` may have left duplicates. */
-        for (int i = 0; i < 16 && (rc = rule_op(sk, r, false)) == 0; i++)
-            ;
-        rc = absent_ok(rc);
+        int rc = rule_delete_all(sk, r);
         if (!first)
             first = rc;
         rc = absent_ok(route_op(sk, r, false));
@@ -248,7 +254,7 @@ static int capture_in_ns(void *arg)
     }
     /* Routing first: a captured pod whose transparent replies would leak
      * through eth0 is worse than a pod not captured yet. */
-    rc = absent_ok(rule_op(sk, r, false));
+    rc = rule_delete_all(sk, r);
     if (rc == 0)
         rc = rule_op(sk, r, true);
     if (rc == 0)

@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <linux/fib_rules.h>
 #include <netlink/netlink.h>
 #include <netlink/route/route.h>
 #include <netlink/route/rule.h>
@@ -269,6 +270,29 @@ static int inspect_in_ns(void *arg)
     return 0;
 }
 
+/* A second copy of the fwmark rule, as a hand-made `ip rule add` would. */
+static int dup_rule_in_ns(void *arg)
+{
+    (void)arg;
+    struct nl_sock *sk = nl_socket_alloc();
+    struct rtnl_rule *rule = rtnl_rule_alloc();
+    int rc = -ENOMEM;
+    if (sk && rule && nl_connect(sk, NETLINK_ROUTE) == 0) {
+        rtnl_rule_set_family(rule, AF_INET);
+        rtnl_rule_set_prio(rule, ZT_CAPTURE_RULE_PRIO);
+        rtnl_rule_set_mark(rule, ZT_TPROXY_MARK);
+        rtnl_rule_set_mask(rule, ZT_MARK_MASK);
+        rtnl_rule_set_table(rule, ZT_CAPTURE_RT_TABLE);
+        rtnl_rule_set_action(rule, FR_ACT_TO_TBL);
+        rc = rtnl_rule_add(sk, rule, NLM_F_CREATE) < 0 ? -EIO : 0;
+    }
+    if (rule)
+        rtnl_rule_put(rule);
+    if (sk)
+        nl_socket_free(sk);
+    return rc;
+}
+
 static inspect_t inspect_a(void)
 {
     inspect_t r = {0};
@@ -491,6 +515,8 @@ static void test_idempotent_and_remove(void **state)
     assert_int_equal(i.rules, 1);
     assert_int_equal(i.routes, 1);
     assert_int_equal(i.redirects, 2);
+    assert_int_equal(zt_netns_run(nsfd_a, host_ns, dup_rule_in_ns, NULL), 0);
+    assert_int_equal(inspect_a().rules, 2);
     zm_err_t err = {0};
     assert_int_equal(zt_capture_install(nsfd_a, host_ns, &err), 0);
     i = inspect_a();
