@@ -285,13 +285,15 @@ static int thread_setup(zt_admin_t *a, zm_err_t *err)
     return 0;
 }
 
-/* After the loop stopped: close the listeners and let answered requests
- * flush for a bounded time; whatever is still open is dropped with the
- * loop (httpd has no way to abort its connections). */
+/* After the loop stopped: drop the requests in progress, close the
+ * listeners, and turn the loop until the closes are reported (bounded) so
+ * that httpd frees its connections before the loop goes. */
 static void thread_teardown(zt_admin_t *a)
 {
+    for (int i = 0; i < N_LISTENERS; i++)
+        zm_httpd_close_all(a->httpd[i]);
     free_servers(a);
-    uint64_t deadline = zm_now_ms() + ZT_ADMIN_STOP_GRACE_MS;
+    uint64_t deadline = zm_now_ms() + ZT_ADMIN_STOP_TIMEOUT_MS;
     while (zm_loop_socks_open(a->loop) && zm_now_ms() < deadline)
         zm_loop_run_once(a->loop, 10);
     zm_loop_destroy(&a->loop);

@@ -71,11 +71,11 @@ int zt_admin_start(zt_admin_t **out, const char *address, int admin_port,
 /* The bound port of a listener, or -ENOENT when it is disabled. */
 int zt_admin_port(const zt_admin_t *a, zt_admin_listener_t which);
 
-/* Stops the thread: the listeners close, requests already being answered
- * get up to ZT_ADMIN_STOP_GRACE_MS to finish, then the loop is destroyed
- * and any request still open is dropped. *a becomes NULL. */
+/* Stops the thread: requests in progress are dropped, the listeners close,
+ * the loop is destroyed (waiting at most ZT_ADMIN_STOP_TIMEOUT_MS for the
+ * kernel to report the closes). *a becomes NULL; NULL is a no-op. */
 void zt_admin_stop(zt_admin_t **a);
 
-#define ZT_ADMIN_STOP_GRACE_MS 500
+#define ZT_ADMIN_STOP_TIMEOUT_MS 1000
 
 #endif
