@@ -130,7 +130,7 @@ int zt_telemetry_new(zt_telemetry_t **out, zm_metrics_t *m, const char *cluster)
     zm_metric_series_t *b = zm_metric_series(build, ZM_LABELS("ztunnel", ZT_VERSION));
     if (!t->opened || !t->closed || !t->sent || !t->received || !t->failed || !b) {
         free(t);
-        return m ? -EINVAL : -EFAULT;
+        return -EINVAL;
     }
     zm_gauge_set(b, 1);
     *out = t;
