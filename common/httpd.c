@@ -5,7 +5,8 @@
  * blank line arrives the route runs, the response is queued with
  * Connection: close and the socket closes after flushing. Connections hold
  * a pointer to the server, so the server counts them and is freed only when
- * the last one has closed (`dying`).
+ * the last one has closed (`dying`). They are also linked into the server's
+ * list so zm_httpd_close_all can reach them.
  */
 #include "httpd.h"
 
@@ -21,10 +22,12 @@ struct zm_httpd {
     size_t n_routes;
     unsigned conns;
     bool dying;
+    struct httpd_conn *head; /* open connections */
 };
 
 typedef struct httpd_conn {
     zm_httpd_t *srv;
+    struct httpd_conn *prev, *next;
     zm_timer_t timeout;
     zm_sock_t *sock;
     bool answered;
@@ -160,6 +163,12 @@ static void conn_close(zm_sock_t *s, int err)
     httpd_conn_t *hc = zm_sock_ctx(s);
     zm_httpd_t *srv = hc->srv;
     zm_timer_stop(srv->loop, &hc->timeout);
+    if (hc->prev)
+        hc->prev->next = hc->next;
+    else
+        srv->head = hc->next;
+    if (hc->next)
+        hc->next->prev = hc->prev;
     free(hc);
     srv->conns--;
     server_release(srv);
@@ -193,6 +202,10 @@ static void on_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, soc
         return;
     }
     srv->conns++;
+    hc->next = srv->head;
+    if (srv->head)
+        srv->head->prev = hc;
+    srv->head = hc;
     zm_timer_start(srv->loop, &hc->timeout, ZM_HTTPD_TIMEOUT_MS, conn_timeout);
 }
 
@@ -217,6 +230,15 @@ int zm_httpd_new(zm_httpd_t **out, zm_loop_t *loop, const struct sockaddr *addr,
 int zm_httpd_port(const zm_httpd_t *h)
 {
     return zm_listener_port(h->listener);
+}
+
+void zm_httpd_close_all(zm_httpd_t *h)
+{
+    /* next is read first in case a close ever completes synchronously. */
+    for (httpd_conn_t *hc = h ? h->head : NULL, *next; hc; hc = next) {
+        next = hc->next;
+        zm_sock_close(hc->sock, 0);
+    }
 }
 
 void zm_httpd_free(zm_httpd_t **ph)

@@ -49,7 +49,12 @@ int zm_httpd_parse_head(char *head, zm_httpd_request_t *req);
 int zm_httpd_new(zm_httpd_t **out, zm_loop_t *loop, const struct sockaddr *addr, socklen_t addr_len,
                  unsigned listen_flags, const zm_httpd_route_t *routes, size_t n_routes);
 int zm_httpd_port(const zm_httpd_t *h);
-/* Stops accepting; requests in progress finish on their own. */
+/* Closes every connection now (unsent response bytes are dropped); their
+ * memory is released as the loop reports each close. */
+void zm_httpd_close_all(zm_httpd_t *h);
+/* Stops accepting; requests in progress finish on their own (call
+ * zm_httpd_close_all first to drop them, e.g. before destroying the loop,
+ * which would otherwise leak them). */
 void zm_httpd_free(zm_httpd_t **h);
 
 #endif

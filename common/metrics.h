@@ -44,7 +44,7 @@
 #include <stdbool.h>
 
 #define ZM_METRICS_DEFAULT_SERIES_LIMIT 10000
-#define ZM_METRICS_MAX_LABELS 16
+#define ZM_METRICS_MAX_LABELS 32 /* Istio's TCP traffic label set alone has 23 */
 #define ZM_METRICS_MAX_BUCKETS 64
 #define ZM_METRICS_OVERFLOW_VALUE "__overflow__"
 
