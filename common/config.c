@@ -72,6 +72,7 @@ static const zm_config_field_t root_fields[] = {
 static const zm_config_field_t node_fields[] = {
     STR(node.name, "name", 1, 253, "node-1", 0, check_node_name),
     STR(node.trust_domain, "trust_domain", 1, 255, "cluster.local", 0, check_trust_domain),
+    STR(node.enroll_socket, "enroll_socket", 1, 107, "/var/run/ztunnel/ztunnel.sock", PATHF, NULL),
 };
 static const zm_config_field_t listen_fields[] = {
     PORT(outbound, "outbound", 15001),

@@ -80,6 +80,7 @@ typedef enum zm_config_log_format {
 typedef struct zm_config_node {
     const char *name;
     const char *trust_domain;
+    const char *enroll_socket; /* ztunnel: where the node agent enrolls pods */
 } zm_config_node_t;
 
 /* Listener ports; 0 disables that listener. Non-zero ports are distinct. */

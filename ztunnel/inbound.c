@@ -1,0 +1,153 @@
+/*
+ * inbound.c — traffic arriving at a local pod. On 15008 (HBONE): mTLS with
+ * the pod's own certificate, a client certificate of our trust domain
+ * required (tls.c), then per CONNECT: the method, the :authority (must be
+ * this pod's address: Istio's IPMismatch rule), authorization, and a
+ * connection to the application from inside the pod. Answers as Istio's
+ * ztunnel: 400 bad request, 401 denied by policy, 503 unknown workload or
+ * the application refusing. On 15006 (plaintext from outside the mesh):
+ * spliced to the application when PeerAuthentication allows it.
+ */
+#include "splice.h"
+#include "tunnel.h"
+#include "zt_proxy.h"
+
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* One inbound HBONE connection: keeps its pod alive while it lasts. */
+typedef struct in_conn {
+    zt_worker_t *w;
+    zt_pod_t *pod;
+    struct sockaddr_in peer; /* the source pod's address (it dials from its netns) */
+} in_conn_t;
+
+static int parse_authority(const char *a, struct sockaddr_in *out)
+{
+    char host[64];
+    const char *colon = a ? strrchr(a, ':') : NULL;
+    if (!colon || colon == a || (size_t)(colon - a) >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, a, (size_t)(colon - a));
+    host[colon - a] = 0;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port <= 0 || port > 65535)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    out->sin_family = AF_INET;
+    out->sin_port = htons((uint16_t)port);
+    return inet_pton(AF_INET, host, &out->sin_addr) == 1 ? 0 : -EINVAL;
+}
+
+static void refuse(zm_hbone_stream_t *s, int status, const in_conn_t *ic, const char *why,
+                   const char *authority)
+{
+    zm_log_ctx_t lc = {.worker = -1, .conn_id = -1, .action = "inbound HBONE"};
+    zm_log_ratelimited(ZM_LOG_WARN, &lc, "inbound refused", "%s/%s: CONNECT %s: %d %s", ic->pod->ns,
+                       ic->pod->name, authority ? authority : "-", status, why);
+    zm_hbone_respond(s, status, NULL, 0);
+}
+
+static void on_request(zm_hbc_t *c, zm_hbone_stream_t *s, const zm_hbone_request_t *req)
+{
+    in_conn_t *ic = zm_hbc_ctx(c);
+    struct sockaddr_in target;
+    if (!req->method || strcmp(req->method, "CONNECT") != 0) {
+        refuse(s, 400, ic, "method is not CONNECT", req->authority);
+        return;
+    }
+    if (parse_authority(req->authority, &target) < 0) {
+        refuse(s, 400, ic, "bad authority", req->authority);
+        return;
+    }
+    if (target.sin_addr.s_addr != ic->pod->ip.s_addr) {
+        refuse(s, 400, ic, "destination is not this workload", req->authority);
+        return;
+    }
+    int fd = zt_netns_socket(ic->pod->netns_fd, ic->w->d->host_netns_fd, SOCK_STREAM);
+    if (fd < 0 ||
+        zm_tunnel_server(NULL, s, fd, (struct sockaddr *)&target, sizeof(target), NULL, NULL) < 0)
+        refuse(s, 503, ic, "cannot reach the application", req->authority);
+}
+
+static void on_close(zm_hbc_t *c, const char *reason)
+{
+    in_conn_t *ic = zm_hbc_ctx(c);
+    zt_pod_unref(&ic->pod);
+    free(ic);
+}
+
+static const zm_hbc_handlers_t inbound_handlers = {
+    .on_request = on_request,
+    .on_close = on_close,
+};
+
+void zt_inbound_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, socklen_t len,
+                       void *ctx)
+{
+    zt_wpod_t *wp = ctx;
+    zt_worker_t *w = wp->w;
+    zm_err_t err = {0};
+    zm_tls_ctx_t *tls =
+        zt_certs_get(w->d->certs, wp->pod->ns, wp->pod->service_account, true, &err);
+    in_conn_t *ic = calloc(1, sizeof(*ic));
+    if (!tls || !ic) {
+        zm_log_ctx_t lc = {.worker = -1, .conn_id = -1, .action = "inbound HBONE"};
+        zm_log_ratelimited(ZM_LOG_WARN, &lc, "no certificate", "%s/%s: no certificate: %s",
+                           wp->pod->ns, wp->pod->name, err.msg);
+        free(ic);
+        zm_tls_ctx_unref(&tls);
+        close(fd);
+        return;
+    }
+    ic->w = w;
+    ic->pod = zt_pod_ref(wp->pod);
+    if (peer && peer->sa_family == AF_INET)
+        memcpy(&ic->peer, peer, sizeof(ic->peer));
+    const zm_config_t *cfg = zm_config_slot_acquire(w->d->config);
+    zm_hbone_settings_t hs;
+    zm_hbone_settings_defaults(&hs, true);
+    hs.stream_window = cfg->hbone.stream_window;
+    hs.conn_window = cfg->hbone.conn_window;
+    zm_config_release(&cfg);
+    if (zm_hbc_accept(NULL, w->loop, fd, tls, &hs, &inbound_handlers, ic) < 0) {
+        zt_pod_unref(&ic->pod);
+        free(ic);
+    }
+    zm_tls_ctx_unref(&tls);
+}
+
+static void plain_done(zm_splice_t *sp, const zm_splice_stats_t *st, void *ctx)
+{
+    zt_pod_t *pod = ctx;
+    zt_pod_unref(&pod);
+}
+
+void zt_inbound_plain_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, socklen_t len,
+                             void *ctx)
+{
+    zt_wpod_t *wp = ctx;
+    zt_worker_t *w = wp->w;
+    struct sockaddr_in dst;
+    zm_sock_t *sock = NULL;
+    static const zm_sock_handlers_t none = {0};
+    if (zt_orig_dst(fd, &dst) < 0 || zm_sock_wrap(&sock, w->loop, fd, &none, NULL) < 0) {
+        close(fd);
+        return;
+    }
+    /* PeerAuthentication (STRICT refuses plaintext) is enforced here once
+     * policies are compiled in; until then the default, PERMISSIVE. */
+    zt_pod_t *pod = zt_pod_ref(wp->pod);
+    int fd_b = zt_netns_socket(pod->netns_fd, w->d->host_netns_fd, SOCK_STREAM);
+    if (fd_b < 0 || zm_splice_connect(NULL, sock, fd_b, (struct sockaddr *)&dst, sizeof(dst),
+                                      plain_done, pod) < 0) {
+        zm_sock_close(sock, 0);
+        zt_pod_unref(&pod);
+    }
+}

@@ -1,0 +1,46 @@
+/*
+ * zt_proxy.h — the worker's view of things (internal to ztunnel/): the
+ * worker, its per-pod listener sets, and the three accept handlers that
+ * start every proxied connection (outbound.c, inbound.c).
+ */
+#ifndef ZT_PROXY_H
+#define ZT_PROXY_H
+
+#include "zt.h"
+
+typedef struct zt_wpod zt_wpod_t;
+
+struct zt_worker {
+    zt_daemon_t *d;
+    zm_loop_t *loop;
+    unsigned idx;
+    zm_hbone_pool_t *pool;
+    zt_wpod_t *pods;
+    uint64_t rr; /* round-robin cursor for service endpoints */
+};
+
+/* One pod's listeners on one worker. */
+struct zt_wpod {
+    zt_wpod_t *next;
+    zt_worker_t *w;
+    zt_pod_t *pod;
+    zm_listener_t *outbound, *inbound_plain, *hbone;
+};
+
+/* 15001: an application in the pod connects out. */
+void zt_outbound_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, socklen_t len,
+                        void *ctx);
+/* 15006: plaintext from outside the mesh to the pod (PeerAuthentication). */
+void zt_inbound_plain_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, socklen_t len,
+                             void *ctx);
+/* 15008: HBONE to the pod. */
+void zt_inbound_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, socklen_t len,
+                       void *ctx);
+
+/* The original destination of a redirected connection. */
+int zt_orig_dst(int fd, struct sockaddr_in *out);
+
+/* "spiffe://td/ns/NS/sa/SA" into buf. */
+void zt_identity(const zm_config_t *cfg, const char *ns, const char *sa, char *buf, size_t len);
+
+#endif
