@@ -70,7 +70,7 @@ typedef struct mc_agent_pod {
     const char *name;
     const char *ns;
     const char *service_account;
-    const char *netns; /* named network namespace (/run/netns/NAME) */
+    const char *netns; /* a name under /run/netns, or a path when it starts with '/' */
 } mc_agent_pod_t;
 
 /* Connects to a ztunnel's enrollment socket (retrying until timeout_ms

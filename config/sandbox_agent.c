@@ -14,6 +14,7 @@
 #include "netns.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -53,6 +54,15 @@ static int wait_ack(int sock, const char *what, zm_err_t *err)
     return rc;
 }
 
+/* A name under /run/netns, or a path (e.g. /proc/PID/ns/net). */
+static int open_ns(const char *netns)
+{
+    if (netns[0] != '/')
+        return mc_netns_open(netns);
+    int fd = open(netns, O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
 int mc_agent_sync(const char *sock_path, const mc_agent_pod_t *pods, size_t n, int timeout_ms,
                   zm_err_t *err)
 {
@@ -72,7 +82,7 @@ int mc_agent_sync(const char *sock_path, const mc_agent_pod_t *pods, size_t n, i
         snprintf(m.name, sizeof(m.name), "%s", p->name);
         snprintf(m.ns, sizeof(m.ns), "%s", p->ns);
         snprintf(m.service_account, sizeof(m.service_account), "%s", p->service_account);
-        m.netns_fd = mc_netns_open(p->netns);
+        m.netns_fd = open_ns(p->netns);
         if (m.netns_fd < 0) {
             rc = m.netns_fd;
             zm_err_set(err, NULL, 0, "enrollment: namespace %s: %s", p->netns, strerror(-rc));
