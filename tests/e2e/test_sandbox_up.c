@@ -337,6 +337,72 @@ static void test_killed_up_then_down_and_up(void **state)
     alarm(0);
 }
 
+static const char EXTRA_YAML[] =
+    "apiVersion: v1\n"
+    "kind: Service\n"
+    "metadata: {name: extra, namespace: bookinfo}\n"
+    "spec:\n"
+    "  selector: {app: extra}\n"
+    "  ports: [{port: 80, targetPort: 8080}]\n"
+    "---\n"
+    "apiVersion: v1\n"
+    "kind: Pod\n"
+    "metadata: {name: extra-0, namespace: bookinfo, labels: {app: extra}}\n"
+    "spec:\n"
+    "  nodeName: node-2\n"
+    "  containers: [{name: e, ports: [{containerPort: 8080}]}]\n";
+
+static int get_from_sleep(const fx_t *f, const char *url, char **out)
+{
+    char py[512];
+    snprintf(py, sizeof(py),
+             "import urllib.request as u\nprint(u.urlopen('%s', timeout=3).read().decode())\n",
+             url);
+    char *argv[] = {
+        g_meshctl, "exec", "sleep-0.bookinfo", "--state", (char *)f->state, "--", "python3", "-c",
+        py,        NULL};
+    return run(f, argv, out, NULL);
+}
+
+/* apply adds a pod and a service (other pods may move: they are re-made),
+ * delete removes them again; everything keeps answering. */
+static void test_apply_delete(void **state)
+{
+    fx_t *f = *state;
+    alarm(120);
+    char extra[128];
+    snprintf(extra, sizeof(extra), "%s/extra.yaml", f->state);
+    FILE *fp = fopen(extra, "w");
+    assert_non_null(fp);
+    fputs(EXTRA_YAML, fp);
+    fclose(fp);
+    assert_int_equal(up(f, NULL), 0);
+    char *argv[] = {g_meshctl, "apply", "-f", extra, "--state", f->state, NULL};
+    assert_int_equal(run(f, argv, NULL, NULL), 0);
+    char *out = NULL;
+    assert_int_equal(get_from_sleep(f, "http://extra/", &out), 0);
+    assert_non_null(strstr(out, "\"pod\":\"extra-0\""));
+    free(out);
+    assert_int_equal(get_from_sleep(f, "http://productpage:9080/", &out), 0);
+    assert_non_null(strstr(out, "\"pod\":\"productpage-v1-0\""));
+    free(out);
+    argv[1] = "delete";
+    assert_int_equal(run(f, argv, NULL, NULL), 0);
+    assert_int_not_equal(get_from_sleep(f, "http://extra/", NULL), 0);
+    assert_int_equal(get_from_sleep(f, "http://productpage:9080/", &out), 0);
+    assert_non_null(strstr(out, "\"pod\":\"productpage-v1-0\""));
+    free(out);
+    char ns[256];
+    snprintf(ns, sizeof(ns), "/run/netns/%s-pod-bookinfo-extra-0", f->prefix);
+    assert_int_not_equal(access(ns, F_OK), 0);
+    /* Deleting what is not an input is an input error. */
+    assert_int_equal(run(f, argv, NULL, NULL), 2);
+    unlink(extra);
+    assert_int_equal(meshctl(f, "down", NULL), 0);
+    assert_clean(f);
+    alarm(0);
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -362,6 +428,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_up_reach_status_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_up_then_down_and_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_delete, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
