@@ -33,7 +33,7 @@ asan: setup
 	@cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 300 -j 2 -L 'unit|integ|fuzz'
 
 demo: build
-	@$(BUILD)/tests/demo/zm-demo
+	@bash deploy/examples/demo.sh $(BUILD)
 
 bench: build
 	@bash tests/bench/run.sh $(BUILD)

@@ -29,6 +29,10 @@ typedef struct mc_link_req {
 int mc_link_bridge_setup(void *req);
 /* In the cluster namespace: veth host_if (on bridge, up) <-> eth0 in peer_nsfd. */
 int mc_link_veth_add(void *req);
+/* In the cluster namespace: delete link host_if (a veth takes its peer
+ * along at once, unlike a namespace's deletion, which the kernel finishes
+ * later); 0 when it does not exist. */
+int mc_link_del(void *req);
 /* In a pod or node namespace: lo and eth0 up, addr on eth0, default route. */
 int mc_link_iface_setup(void *req);
 

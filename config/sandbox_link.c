@@ -250,3 +250,23 @@ int mc_nft_apply(void *arg)
     nft_ctx_free(nft);
     return rc;
 }
+
+int mc_link_del(void *arg)
+{
+    mc_link_req_t *r = arg;
+    int rc;
+    struct nl_sock *sk = route_sock(r, &rc);
+    if (!sk)
+        return rc;
+    struct rtnl_link *link = rtnl_link_alloc();
+    if (!link) {
+        nl_socket_free(sk);
+        return -ENOMEM;
+    }
+    rtnl_link_set_name(link, r->host_if);
+    int err = rtnl_link_delete(sk, link);
+    rc = err < 0 && err != -NLE_NODEV && err != -NLE_OBJ_NOTFOUND ? nl_fail(r, r->host_if, err) : 0;
+    rtnl_link_put(link);
+    nl_socket_free(sk);
+    return rc;
+}

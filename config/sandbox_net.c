@@ -21,6 +21,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -581,4 +586,181 @@ int mc_net_down(const char *state_dir, const char *prefix, zm_err_t *err)
             first_err(&acc, -errno);
     }
     return acc;
+}
+
+/* ---- changes to a running sandbox (apply / delete) ---- */
+
+/* Loads net.json and opens the cluster namespace for up_member. */
+static int change_begin(const mc_net_plan_t *p, up_ctx_t *u, zm_err_t *err)
+{
+    char name[MC_NET_NETNS_MAX + 1];
+    *u = (up_ctx_t){.p = p, .err = err, .cluster_fd = -1};
+    int rc = mc_state_load(p->state_dir, &u->state);
+    if (rc < 0 || !u->state) {
+        zm_err_set(err, NULL, 0, "%s/net.json: %s", p->state_dir,
+                   rc < 0 ? strerror(-rc) : "missing (is the sandbox up?)");
+        return rc < 0 ? rc : -ENOENT;
+    }
+    mc_net_cluster_netns(p->prefix, name, sizeof(name));
+    if ((u->cluster_fd = mc_netns_open(name)) < 0) {
+        zm_err_set(err, NULL, 0, "namespace %s: %s", name, strerror(-u->cluster_fd));
+        return u->cluster_fd;
+    }
+    return mc_net_nft_ruleset(p, &u->ruleset);
+}
+
+static void change_end(up_ctx_t *u)
+{
+    if (u->cluster_fd >= 0)
+        close(u->cluster_fd);
+    zm_strbuf_free(&u->ruleset);
+    json_decref(u->state);
+}
+
+/* In a pod namespace: a gratuitous ARP from eth0. A re-added pod may get
+ * an IP that an old pod had; without this, neighbours' caches keep the old
+ * MAC for up to a reachable-time and connections go nowhere. */
+static int send_garp(void *arg)
+{
+    const char *ip = arg;
+    struct in_addr a;
+    int ifindex = (int)if_nametoindex("eth0");
+    if (ifindex == 0 || inet_pton(AF_INET, ip, &a) != 1)
+        return -ENODEV;
+    int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+    if (fd < 0)
+        return -errno;
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+    int rc = ioctl(fd, SIOCGIFHWADDR, &ifr) < 0 ? -errno : 0;
+    uint8_t pkt[28] = {0, 1, 8, 0, 6, 4, 0, 1}; /* ethernet, IPv4, request */
+    memcpy(pkt + 8, ifr.ifr_hwaddr.sa_data, 6);
+    memcpy(pkt + 14, &a, 4);
+    memcpy(pkt + 24, &a, 4); /* target = sender: gratuitous */
+    struct sockaddr_ll to = {.sll_family = AF_PACKET,
+                             .sll_protocol = htons(ETH_P_ARP),
+                             .sll_ifindex = ifindex,
+                             .sll_halen = 6,
+                             .sll_addr = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+    if (rc == 0 && sendto(fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+int mc_net_pod_add(const mc_net_plan_t *p, const mc_net_pod_t *pod, zm_err_t *err)
+{
+    up_ctx_t u;
+    char name[MC_NET_NETNS_MAX + 1];
+    int rc = change_begin(p, &u, err);
+    if (rc >= 0) {
+        mc_net_pod_netns(p->prefix, pod->ns, pod->name, name, sizeof(name));
+        rc = up_member(&u, name, pod->ip, pod->ns, pod->name);
+    }
+    int fd = rc >= 0 ? mc_netns_open(name) : -1;
+    if (fd >= 0) {
+        mc_netns_run(fd, send_garp, (void *)pod->ip); /* best effort */
+        close(fd);
+    }
+    change_end(&u);
+    return rc < 0 ? rc : 0;
+}
+
+static void array_remove_str(json_t *arr, const char *s)
+{
+    for (size_t i = json_array_size(arr); i-- > 0;) {
+        json_t *v = json_array_get(arr, i);
+        const char *x = json_is_string(v) ? json_string_value(v)
+                                          : json_string_value(json_object_get(v, "netns"));
+        if (x && !strcmp(x, s))
+            json_array_remove(arr, i);
+    }
+}
+
+int mc_net_pod_del(const mc_net_plan_t *p, const char *ns, const char *pod, zm_err_t *err)
+{
+    char name[MC_NET_NETNS_MAX + 1];
+    mc_net_pod_netns(p->prefix, ns, pod, name, sizeof(name));
+    json_t *st = NULL;
+    int rc = mc_state_load(p->state_dir, &st);
+    if (rc < 0 || !st) {
+        zm_err_set(err, NULL, 0, "%s/net.json: unreadable", p->state_dir);
+        return rc < 0 ? rc : -ENOENT;
+    }
+    /* Its processes first, then the namespace (its veth dies with it). */
+    json_t *procs = json_object_get(st, "procs");
+    for (size_t i = json_array_size(procs); i-- > 0;) {
+        json_t *v = json_array_get(procs, i);
+        if (strcmp(json_string_value(json_object_get(v, "netns")) ?: "", name) != 0)
+            continue;
+        mc_proc_stop((pid_t)json_integer_value(json_object_get(v, "pid")),
+                     (unsigned long long)json_integer_value(json_object_get(v, "start")),
+                     PROC_STOP_MS);
+        json_array_remove(procs, i);
+    }
+    mc_netns_kill_procs(name, PROC_STOP_MS);
+    char cluster[MC_NET_NETNS_MAX + 1], veth[MC_NET_IFNAMSIZ];
+    mc_net_cluster_netns(p->prefix, cluster, sizeof(cluster));
+    mc_net_veth_name(name, veth);
+    int cfd = mc_netns_open(cluster);
+    if (cfd >= 0) {
+        mc_link_req_t req = {.host_if = veth};
+        mc_netns_run(cfd, mc_link_del, &req); /* a leftover would block a re-add */
+        close(cfd);
+    }
+    if ((rc = mc_netns_delete(name)) < 0 || (rc = mc_rmtree_etc(name)) < 0) {
+        zm_err_set(err, NULL, 0, "cannot remove namespace %s (%s)", name, strerror(-rc));
+    } else {
+        array_remove_str(json_object_get(st, "netns"), name);
+        array_remove_str(json_object_get(st, "etc"), name);
+        array_remove_str(json_object_get(st, "links"), name);
+        rc = mc_state_save(p->state_dir, st);
+    }
+    json_decref(st);
+    return rc;
+}
+
+/* One member: replace its service table atomically (add+delete+define in
+ * one nftables transaction) and rewrite its hosts file. */
+static int refresh_member(up_ctx_t *u, const char *netns, const char *ip, const char *pod_ns,
+                          const char *self)
+{
+    int fd = mc_netns_open(netns);
+    if (fd < 0)
+        return up_fail(u, fd, netns, "cannot open it");
+    zm_strbuf_t rs = {0};
+    zm_strbuf_appends(&rs, "add table ip zmesh-svc\ndelete table ip zmesh-svc\n");
+    zm_strbuf_appends(&rs, zm_strbuf_str(&u->ruleset));
+    mc_nft_req_t nft = {.ruleset = zm_strbuf_str(&rs)};
+    int rc = zm_strbuf_error(&rs);
+    if (rc >= 0)
+        rc = mc_netns_run(fd, mc_nft_apply, &nft);
+    close(fd);
+    zm_strbuf_free(&rs);
+    if (rc < 0)
+        return up_fail(u, rc, netns, nft.errbuf);
+    zm_strbuf_t hosts = {0};
+    rc = mc_net_hosts_text(u->p, pod_ns, ip, self, &hosts);
+    if (rc >= 0)
+        rc = write_etc(netns, zm_strbuf_str(&hosts));
+    zm_strbuf_free(&hosts);
+    return rc < 0 ? up_fail(u, rc, netns, "cannot write /etc/netns files") : 0;
+}
+
+int mc_net_services_update(const mc_net_plan_t *p, zm_err_t *err)
+{
+    up_ctx_t u;
+    char name[MC_NET_NETNS_MAX + 1];
+    int rc = change_begin(p, &u, err);
+    for (size_t i = 0; i < p->n_nodes && rc >= 0; i++) {
+        mc_net_node_netns(p->prefix, p->nodes[i].name, name, sizeof(name));
+        rc = refresh_member(&u, name, p->nodes[i].ip, NULL, p->nodes[i].name);
+    }
+    for (size_t i = 0; i < p->n_pods && rc >= 0; i++) {
+        const mc_net_pod_t *pod = &p->pods[i];
+        mc_net_pod_netns(p->prefix, pod->ns, pod->name, name, sizeof(name));
+        rc = refresh_member(&u, name, pod->ip, pod->ns, pod->name);
+    }
+    change_end(&u);
+    return rc < 0 ? rc : 0;
 }

@@ -120,6 +120,16 @@ int mc_net_up(const mc_net_plan_t *plan, zm_err_t *err);
  * Idempotent. 0, or the first -errno with err filled (it keeps going). */
 int mc_net_down(const char *state_dir, const char *prefix, zm_err_t *err);
 
+/* Changes to a running sandbox (meshctl apply / delete), recorded in
+ * net.json like up's steps. pod_add builds one more pod namespace (the
+ * plan gives the services for its rules and hosts; the pod need not be in
+ * plan->pods); pod_del stops what runs in it and removes it; and
+ * services_update replaces the service rules and hosts files of every
+ * node and pod of the plan (each table swap is one nftables transaction). */
+int mc_net_pod_add(const mc_net_plan_t *plan, const mc_net_pod_t *pod, zm_err_t *err);
+int mc_net_pod_del(const mc_net_plan_t *plan, const char *ns, const char *pod, zm_err_t *err);
+int mc_net_services_update(const mc_net_plan_t *plan, zm_err_t *err);
+
 /* Start argv (argv[0] looked up in PATH) inside network namespace `netns`
  * with its /etc/netns files mounted, in a new session, stdin /dev/null and
  * stdout+stderr appended to log_path (NULL: /dev/null). The pid is recorded
