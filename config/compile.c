@@ -51,6 +51,11 @@ static void put_header(zm_strbuf_t *out, const char *what, const char *node_name
     zm_strbuf_appends(out, "node = {");
     put_kv(out, "name", node_name);
     put_kv(out, "trust_domain", m->trust_domain);
+    if (o && o->run_dir) {
+        char sock[4096];
+        snprintf(sock, sizeof(sock), "%s/%s/ztunnel.sock", o->run_dir, node_name);
+        put_kv(out, "enroll_socket", sock);
+    }
     zm_strbuf_appends(out, " };\ntls = {");
     put_kv(out, "cert_dir", o && o->cert_dir ? o->cert_dir : DEFAULT_CERT_DIR);
     zm_strbuf_appends(out, " };\nlog = {");

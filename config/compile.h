@@ -23,6 +23,9 @@
 typedef struct mc_compile_opts {
     const char *cert_dir;  /* where the daemons read certificates; NULL: /var/run/zmesh/certs */
     const char *log_level; /* NULL: "info" */
+    /* ztunnel's enrollment socket is <run_dir>/<node>/ztunnel.sock; NULL:
+     * the daemon's default (/var/run/ztunnel/ztunnel.sock). */
+    const char *run_dir;
 } mc_compile_opts_t;
 
 /* Appends the ztunnel config of node to out. */

@@ -93,10 +93,11 @@ int mc_run_issue_certs(mc_run_t *r, zm_err_t *err)
 
 int mc_run_compile(mc_run_t *r, zm_err_t *err)
 {
-    char cfg[4096], certs[4096];
+    char cfg[4096], certs[4096], run[4096];
     snprintf(cfg, sizeof(cfg), "%s/config", r->state_dir);
     snprintf(certs, sizeof(certs), "%s/certs", r->state_dir);
-    mc_compile_opts_t co = {.cert_dir = certs};
+    snprintf(run, sizeof(run), "%s/run", r->state_dir);
+    mc_compile_opts_t co = {.cert_dir = certs, .run_dir = run};
     int rc = mc_compile_write(r->model, cfg, &co, err);
     return rc < 0 ? rc : 0;
 }

@@ -11,9 +11,8 @@
  *      acts as the node's agent and enrolls the node's ambient pods), a
  *      waypoint per waypoint Gateway in its pseudo pod's namespace.
  *
- * ztunnel's enrollment socket is STATE/run/<node>/ztunnel.sock. Until
- * ztunnel's config has a key for it, its path is passed in the
- * environment as ZTUNNEL_ENROLL_SOCKET.
+ * ztunnel's enrollment socket is STATE/run/<node>/ztunnel.sock, written
+ * into its config (node.enroll_socket) by mc_run_compile.
  *
  * The test hook ZMESH_TEST_DIE_AFTER=N makes the process SIGKILL itself
  * after N network creation steps, leaving the state as a real crash would.
@@ -117,9 +116,7 @@ static int start_daemons(mc_run_t *r, zm_err_t *err)
         snprintf(sock, sizeof(sock), "%s/run/%s/ztunnel.sock", r->state_dir, node->name);
         mc_net_node_netns(r->prefix, node->name, netns, sizeof(netns));
         char *argv[] = {zt, "--config", cfg, NULL};
-        setenv("ZTUNNEL_ENROLL_SOCKET", sock, 1);
         rc = spawn_daemon(r, "ztunnel", comp, netns, argv, err);
-        unsetenv("ZTUNNEL_ENROLL_SOCKET");
         if (rc >= 0)
             rc = enroll_node(r, node, sock, err);
     }
