@@ -12,7 +12,7 @@
  *
  * Ownership: a connection (mc_echo_conn_t) is calloc'd at accept, listed on
  * its server (so shutdown can free what the loop no longer reports) and
- * freed in on_close, or by mc_echo_conn_free_all() after zm_loop_destroy().
+ * freed in on_close, or by mc_echo_conn_free_all() before zm_loop_destroy().
  * Every buffer is bounded (sniff bytes, request target, header bytes, the
  * pending pipelined input); going over a bound is a 4xx or a closed
  * connection, never an abort. Timers are stopped before their owner goes.
@@ -53,8 +53,7 @@ typedef struct mc_echo_conn mc_echo_conn_t;
 typedef struct mc_echo_srv {
     zm_loop_t *loop;
     mc_echo_cfg_t cfg;
-    uint32_t fail_acc; /* error-diffusion accumulator for fail_ppm, < 1e6 */
-    uint64_t requests;
+    uint32_t fail_acc;     /* error-diffusion accumulator for fail_ppm, < 1e6 */
     mc_echo_conn_t *conns; /* every live connection */
 } mc_echo_srv_t;
 
@@ -108,7 +107,8 @@ void mc_echo_on_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, so
                        void *ctx);
 /* Closes the connection (flushing queued bytes when flush). */
 void mc_echo_conn_close(mc_echo_conn_t *c, bool flush);
-/* After zm_loop_destroy(): frees the connections the loop dropped silently. */
+/* At shutdown, before zm_loop_destroy() (which closes sockets without
+ * callbacks): frees every connection and stops its timers. */
 void mc_echo_conn_free_all(mc_echo_srv_t *srv);
 
 /* Classification of a connection's first bytes. */

@@ -3,10 +3,10 @@
  *
  * One request at a time: when the parser completes a message it is paused
  * (http_parser_pause) and socket reads stop, so pipelined requests wait
- * their turn and are answered in order, each after its own delay. Bytes
- * already received past the finished message are kept in `pend` (bounded by
- * one receive plus the sniff buffer) and parsed once the reply has been
- * queued. Keep-alive follows
+ * their turn and are answered in order, each after its own delay. Input is
+ * copied into `pend` and parsed from there; what follows a finished message
+ * stays in `pend` (bounded: reads stop while a reply is pending, so at most
+ * one receive plus the sniff buffer) until the reply has been queued. Keep-alive follows
  * http_should_keep_alive(); bodies (Content-Length or chunked) are counted
  * and dropped. A reply body is queued piecewise, stopping above the send
  * queue's low water and resuming on drain.
@@ -18,6 +18,7 @@
  * Threading: the loop's thread.
  */
 #include "echo.h"
+#include "log.h"
 
 #include <http_parser.h>
 #include <stdio.h>
@@ -82,7 +83,7 @@ static int on_message_begin(http_parser *p)
 static int on_url(http_parser *p, const char *at, size_t len)
 {
     mc_echo_req_add_target(&of(p)->req, at, len);
-    return 0;
+    return of(p)->req.error != 0; /* stop at once: answer with that status */
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len)
@@ -90,7 +91,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     mc_echo_h1_t *h = of(p);
     commit_header(h);
     zm_strbuf_append(&h->field, at, len);
-    return 0;
+    return h->req.error != 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
@@ -257,7 +258,12 @@ static size_t parse(mc_echo_h1_t *h, const uint8_t *data, size_t len)
         return used;
     }
     if (err != HPE_OK) {
-        answer(h, h->req.error ? h->req.error : 400);
+        zm_log_ratelimited(ZM_LOG_INFO, NULL, "http1_parse", "echo: bad HTTP/1 request: %s",
+                           http_errno_name(err));
+        int status = h->req.error ? h->req.error : 400;
+        if (err == HPE_HEADER_OVERFLOW)
+            status = 431;
+        answer(h, status);
         return len;
     }
     return used;

@@ -19,6 +19,7 @@
  * Threading: the loop's thread.
  */
 #include "echo.h"
+#include "log.h"
 
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
@@ -218,6 +219,8 @@ void mc_echo_h2_input(mc_echo_conn_t *c, const uint8_t *data, size_t len)
     /* Callbacks only submit; bytes move to the socket in flush(), after. */
     ssize_t rv = nghttp2_session_mem_recv(h->sess, data, len);
     if (rv < 0) {
+        zm_log_ratelimited(ZM_LOG_INFO, NULL, "h2_session", "echo: h2c session error: %s",
+                           nghttp2_strerror((int)rv));
         /* nghttp2 has queued a GOAWAY where it could: send it, then go. */
         flush(h);
         mc_echo_conn_close(c, true);

@@ -302,7 +302,6 @@ static const char *error_text(int status)
 int mc_echo_reply_build(mc_echo_srv_t *srv, const mc_echo_req_t *req, mc_echo_reply_t *out)
 {
     mc_echo_reply_clear(out);
-    srv->requests++;
     if (req->error)
         return mc_echo_reply_text(out, req->error, error_text(req->error));
     const char *target = zm_strbuf_str(&req->target);
