@@ -242,10 +242,250 @@ static void istio_testdata(void **state)
     assert_int_equal(failed, 0);
 }
 
+/* ---- seed examples decided end to end ---- */
+
+#define POD(ns, name, sa, app)                                                                     \
+    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " name "\n  namespace: " ns                     \
+    "\n  labels:\n    app: " app "\nspec:\n  serviceAccountName: " sa                              \
+    "\n  containers:\n  - name: c\n    image: x\n    ports:\n    - containerPort: 8080\n---\n"
+
+static const char pods[] = POD("production", "order-api", "order-api", "order-api")
+    POD("production", "inventory", "inventory", "inventory")
+        POD("legacy-service", "legacy", "legacy", "legacy");
+
+/* The seed's deny-all baseline and order-api-allow, L4 parts only. */
+static const char seed_l4[] =
+    "apiVersion: security.istio.io/v1beta1\n"
+    "kind: AuthorizationPolicy\n"
+    "metadata: {name: deny-all, namespace: production}\n"
+    "spec: {}\n"
+    "---\n"
+    "apiVersion: security.istio.io/v1beta1\n"
+    "kind: AuthorizationPolicy\n"
+    "metadata: {name: order-api-allow, namespace: production}\n"
+    "spec:\n"
+    "  selector: {matchLabels: {app: order-api}}\n"
+    "  action: ALLOW\n"
+    "  rules:\n"
+    "  - from:\n"
+    "    - source:\n"
+    "        principals: [cluster.local/ns/production/sa/payment-service]\n"
+    "    to:\n"
+    "    - operation: {ports: [\"8080\"]}\n"
+    "  - from:\n"
+    "    - source: {namespaces: [istio-system]}\n"
+    "  - from:\n"
+    "    - source:\n"
+    "        principals: [cluster.local/ns/platform/sa/admin-service]\n"
+    "    to:\n"
+    "    - operation: {ports: [\"9090\"]}\n";
+
+/* The seed's order-api-allow as written: every rule has methods/paths. */
+static const char seed_l7[] =
+    "apiVersion: security.istio.io/v1beta1\n"
+    "kind: AuthorizationPolicy\n"
+    "metadata: {name: order-api-allow, namespace: production}\n"
+    "spec:\n"
+    "  selector: {matchLabels: {app: order-api}}\n"
+    "  action: ALLOW\n"
+    "  rules:\n"
+    "  - from:\n"
+    "    - source:\n"
+    "        principals: [cluster.local/ns/production/sa/payment-service]\n"
+    "    to:\n"
+    "    - operation: {methods: [POST], paths: [\"/api/orders/*/payment\"]}\n"
+    "  - from:\n"
+    "    - source: {namespaces: [istio-system]}\n"
+    "    to:\n"
+    "    - operation: {methods: [GET], paths: [\"/api/*\"]}\n";
+
+/* The seed's PeerAuthentications. */
+static const char seed_peer[] = "apiVersion: security.istio.io/v1beta1\n"
+                                "kind: PeerAuthentication\n"
+                                "metadata: {name: default, namespace: istio-system}\n"
+                                "spec: {mtls: {mode: STRICT}}\n"
+                                "---\n"
+                                "apiVersion: security.istio.io/v1beta1\n"
+                                "kind: PeerAuthentication\n"
+                                "metadata: {name: default, namespace: legacy-service}\n"
+                                "spec: {mtls: {mode: PERMISSIVE}}\n"
+                                "---\n"
+                                "apiVersion: security.istio.io/v1beta1\n"
+                                "kind: PeerAuthentication\n"
+                                "metadata: {name: order-api, namespace: production}\n"
+                                "spec:\n"
+                                "  selector: {matchLabels: {app: order-api}}\n"
+                                "  mtls: {mode: STRICT}\n"
+                                "  portLevelMtls:\n"
+                                "    8080: {mode: PERMISSIVE}\n";
+
+typedef struct world {
+    mc_model_t *m;
+    const zm_config_t *cfg;
+} world_t;
+
+/* YAML → model → meshctl's ztunnel config text → the daemons' snapshot. */
+static world_t build(const char *policies)
+{
+    size_t n = strlen(pods) + strlen(policies) + 8;
+    char *text = malloc(n);
+    snprintf(text, n, "%s%s", pods, policies);
+    world_t w = {load_text(text), NULL};
+    free(text);
+    zm_strbuf_t sb = {0};
+    assert_int_equal(mc_compile_ztunnel(w.m, &w.m->nodes[0], NULL, &sb), 0);
+    zm_err_t err = {0};
+    char buf[1024];
+    if (zm_config_load_string(zm_strbuf_str(&sb), "ztunnel.cfg", &w.cfg, &err) != 0)
+        fail_msg("%s\n%s", zm_err_str(&err, buf, sizeof(buf)), zm_strbuf_str(&sb));
+    zm_strbuf_free(&sb);
+    return w;
+}
+
+static void world_free(world_t *w)
+{
+    zm_config_release(&w->cfg);
+    mc_model_free(&w->m);
+}
+
+/* Decides src (an identity, or NULL for plaintext) → dst_uid:port; returns
+ * allow and checks the deciding policy's "ns/name" (NULL: none). */
+static bool decide(const world_t *w, const char *src, const char *dst_uid, uint16_t port,
+                   const char *want_policy)
+{
+    const zm_config_workload_t *dst = zm_config_find_workload(w->cfg, dst_uid);
+    assert_non_null(dst);
+    zm_rbac_conn_t c = {.src_identity = src, .dst_port = port, .dst = dst};
+    assert_int_equal(zm_rbac_ip_parse("10.244.1.200", &c.src_ip), 0);
+    assert_int_equal(zm_rbac_ip_parse(dst->address, &c.dst_ip), 0);
+    zm_rbac_verdict_t v;
+    assert_int_equal(zm_rbac_check(w->cfg, &c, &v), 0);
+    assert_non_null(v.reason);
+    if (want_policy) {
+        assert_non_null(v.policy);
+        char key[512];
+        snprintf(key, sizeof(key), "%s/%s", v.policy->ns, v.policy->name);
+        assert_string_equal(key, want_policy);
+    } else {
+        assert_null(v.policy);
+    }
+    return v.allow;
+}
+
+#define ID(ns, sa) "spiffe://cluster.local/ns/" ns "/sa/" sa
+
+static void seed_authorization_l4(void **state)
+{
+    (void)state;
+    world_t w = build(seed_l4);
+    const char *payment = ID("production", "payment-service");
+    const char *allow = "production/order-api-allow";
+    /* principal + port */
+    assert_true(decide(&w, payment, "production/order-api", 8080, allow));
+    assert_false(decide(&w, payment, "production/order-api", 9090, NULL));
+    /* namespace, any port */
+    assert_true(decide(&w, ID("istio-system", "ingress"), "production/order-api", 8080, allow));
+    assert_true(decide(&w, ID("istio-system", "ingress"), "production/order-api", 1234, allow));
+    /* the admin principal only on 9090 */
+    assert_true(decide(&w, ID("platform", "admin-service"), "production/order-api", 9090, allow));
+    assert_false(decide(&w, ID("platform", "admin-service"), "production/order-api", 8080, NULL));
+    /* other identities, plaintext: none of the ALLOW rules */
+    assert_false(decide(&w, ID("production", "inventory"), "production/order-api", 8080, NULL));
+    assert_false(decide(&w, NULL, "production/order-api", 8080, NULL));
+    /* another trust domain is another principal */
+    assert_false(decide(&w, "spiffe://other.td/ns/production/sa/payment-service",
+                        "production/order-api", 8080, NULL));
+    /* deny-all baseline: inventory has only `spec: {}` → nobody */
+    assert_false(decide(&w, payment, "production/inventory", 8080, NULL));
+    assert_false(decide(&w, ID("istio-system", "ingress"), "production/inventory", 8080, NULL));
+    /* no policy at all in legacy-service: allowed */
+    assert_true(decide(&w, NULL, "legacy-service/legacy", 8080, NULL));
+    world_free(&w);
+}
+
+static void seed_authorization_l7_rules_never_match(void **state)
+{
+    (void)state;
+    world_t w = build(seed_l7);
+    /* Both rules carry methods/paths: dropped, the ALLOW policy is empty. */
+    assert_false(
+        decide(&w, ID("production", "payment-service"), "production/order-api", 8080, NULL));
+    assert_false(decide(&w, ID("istio-system", "x"), "production/order-api", 8080, NULL));
+    assert_true(decide(&w, ID("istio-system", "x"), "production/inventory", 8080, NULL));
+    world_free(&w);
+    /* analyze says why */
+    mc_model_t *m = load_text(seed_l7);
+    mc_warning_t *ws = NULL;
+    size_t n = mc_policy_warnings(m, &ws);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(ws[0].msg, "found: methods, paths"));
+    assert_non_null(strstr(ws[0].msg, "production/order-api-allow"));
+    assert_int_equal(ws[0].line, 1); /* the object */
+    mc_policy_warnings_free(&ws, n);
+    mc_model_free(&m);
+}
+
+static void seed_peer_authentication(void **state)
+{
+    (void)state;
+    world_t w = build(seed_peer);
+    const char *strict = "istio-system/" MC_STATIC_STRICT_POLICY;
+    /* mesh STRICT: plaintext refused, mTLS accepted */
+    assert_false(decide(&w, NULL, "production/inventory", 8080, strict));
+    assert_true(decide(&w, ID("production", "x"), "production/inventory", 8080, NULL));
+    /* legacy-service PERMISSIVE: plaintext accepted */
+    assert_true(decide(&w, NULL, "legacy-service/legacy", 8080, NULL));
+    assert_true(decide(&w, ID("production", "x"), "legacy-service/legacy", 8080, NULL));
+    /* order-api STRICT with 8080 PERMISSIVE: only 8080 takes plaintext */
+    const char *conv = "production/converted_peer_authentication_order-api";
+    assert_true(decide(&w, NULL, "production/order-api", 8080, NULL));
+    assert_false(decide(&w, NULL, "production/order-api", 9090, conv));
+    assert_true(decide(&w, ID("production", "x"), "production/order-api", 9090, NULL));
+    world_free(&w);
+}
+
+static void analyze_target_refs_without_waypoint(void **state)
+{
+    (void)state;
+    mc_model_t *m = load_text("apiVersion: security.istio.io/v1\n"
+                              "kind: AuthorizationPolicy\n"
+                              "metadata: {name: wp, namespace: production}\n"
+                              "spec:\n"
+                              "  targetRefs:\n"
+                              "  - {kind: Gateway, group: gateway.networking.k8s.io, name: none}\n"
+                              "  rules:\n"
+                              "  - to:\n"
+                              "    - operation: {methods: [GET]}\n"
+                              "---\n"
+                              "apiVersion: security.istio.io/v1\n"
+                              "kind: AuthorizationPolicy\n"
+                              "metadata: {name: ext, namespace: production}\n"
+                              "spec: {action: CUSTOM, provider: {name: x}, rules: [{}]}\n");
+    mc_policy_set_t *set = NULL;
+    assert_int_equal(mc_policy_project(m, &set), 0);
+    assert_int_equal(set->n, 0); /* targetRefs: waypoint's; CUSTOM: unsupported */
+    mc_policy_set_free(&set);
+    mc_warning_t *ws = NULL;
+    size_t n = mc_policy_warnings(m, &ws);
+    assert_int_equal(n, 2);
+    bool custom = false, target = false;
+    for (size_t i = 0; i < n; i++) {
+        custom |= strstr(ws[i].msg, "does not support the CUSTOM action") != NULL;
+        target |= strstr(ws[i].msg, "targetRef Gateway none has no waypoint") != NULL;
+    }
+    assert_true(custom && target);
+    mc_policy_warnings_free(&ws, n);
+    mc_model_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(istio_testdata),
+        cmocka_unit_test(seed_authorization_l4),
+        cmocka_unit_test(seed_authorization_l7_rules_never_match),
+        cmocka_unit_test(seed_peer_authentication),
+        cmocka_unit_test(analyze_target_refs_without_waypoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
