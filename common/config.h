@@ -47,6 +47,7 @@
  *   log.format                     "text"                     text|json
  *   log.access_log                 "stderr"                   stderr|stdout|off|path
  *   drain_grace_ms                 5000                       0..3600000
+ *   workloads, services, policies  empty                      lists (config/SCHEMA.md)
  *
  * Relative paths (tls.*, log.access_log) are resolved against the config
  * file's directory when the file is loaded.
