@@ -140,14 +140,14 @@ typedef struct zm_config_label {
 
 /* A pod (or a waypoint proxy) anywhere in the mesh. */
 typedef struct zm_config_workload {
-    const char *uid;             /* "<namespace>/<name>", unique */
+    const char *uid; /* "<namespace>/<name>", unique */
     const char *name, *ns;
     const char *service_account; /* identity = spiffe://<td>/ns/<ns>/sa/<sa> */
     const char *node;            /* the node whose ztunnel serves it */
     const char *address;         /* pod IP, unique */
     zm_config_protocol_t protocol;
     zm_config_workload_kind_t kind;
-    const char *waypoint;        /* uid of its waypoint, "" for none */
+    const char *waypoint;           /* uid of its waypoint, "" for none */
     const char *canonical_name;     /* app label (metrics) */
     const char *canonical_revision; /* version label (metrics) */
     zm_config_label_t *labels;
@@ -347,7 +347,7 @@ const zm_config_workload_t *zm_config_find_workload_by_address(const zm_config_t
  * {"presence": {}}, addresses as "ip/len") is what /config_dump shows. */
 void zm_config_policy_clear(zm_config_policy_t *p);
 struct json_t *zm_config_policy_json(const zm_config_policy_t *p);
-const char *zm_config_policy_scope_name(zm_config_policy_scope_t scope);   /* "GLOBAL", ... */
+const char *zm_config_policy_scope_name(zm_config_policy_scope_t scope);    /* "GLOBAL", ... */
 const char *zm_config_policy_action_name(zm_config_policy_action_t action); /* "ALLOW", ... */
 /* Parses Istio's wildcard form: "*" presence, "x*" prefix, "*x" suffix,
  * else exact. value is malloc'd (free it); -ENOMEM on failure. */
