@@ -155,6 +155,8 @@ static const zm_config_section_t sections[] = {
      zm_config_mesh_dump_workloads, zm_config_mesh_free_workloads},
     {"services", NULL, 0, zm_config_mesh_check_services, zm_config_mesh_parse_services,
      zm_config_mesh_dump_services, zm_config_mesh_free_services},
+    {"policies", NULL, 0, zm_config_policy_check, zm_config_policy_parse, zm_config_policy_dump,
+     zm_config_policy_free},
 };
 
 /* ------------------------------------------------------------------ */

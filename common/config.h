@@ -47,6 +47,7 @@
  *   log.format                     "text"                     text|json
  *   log.access_log                 "stderr"                   stderr|stdout|off|path
  *   drain_grace_ms                 5000                       0..3600000
+ *   workloads, services, policies  empty                      lists (config/SCHEMA.md)
  *
  * Relative paths (tls.*, log.access_log) are resolved against the config
  * file's directory when the file is loaded.
@@ -140,14 +141,14 @@ typedef struct zm_config_label {
 
 /* A pod (or a waypoint proxy) anywhere in the mesh. */
 typedef struct zm_config_workload {
-    const char *uid;             /* "<namespace>/<name>", unique */
+    const char *uid; /* "<namespace>/<name>", unique */
     const char *name, *ns;
     const char *service_account; /* identity = spiffe://<td>/ns/<ns>/sa/<sa> */
     const char *node;            /* the node whose ztunnel serves it */
     const char *address;         /* pod IP, unique */
     zm_config_protocol_t protocol;
     zm_config_workload_kind_t kind;
-    const char *waypoint;        /* uid of its waypoint, "" for none */
+    const char *waypoint;           /* uid of its waypoint, "" for none */
     const char *canonical_name;     /* app label (metrics) */
     const char *canonical_revision; /* version label (metrics) */
     zm_config_label_t *labels;
@@ -178,6 +179,101 @@ typedef struct zm_config_service {
     size_t n_endpoints;
 } zm_config_service_t;
 
+/* ---- L4 authorization (Istio's istio.security.Authorization for ztunnel) ----
+ * A policy holds rules (any may match), a rule holds clauses (all must
+ * match), a clause holds matches (any may match); within one match every
+ * non-empty field must hold (positive lists: one entry matches; not_ lists:
+ * none matches). config_policy.c documents the file form, common/rbac.h the
+ * evaluation. */
+
+typedef enum zm_config_policy_scope {
+    ZM_CONFIG_SCOPE_GLOBAL,    /* every workload of the mesh (root namespace) */
+    ZM_CONFIG_SCOPE_NAMESPACE, /* every workload of the policy's namespace */
+    ZM_CONFIG_SCOPE_WORKLOAD,  /* the workloads listed in the policy */
+} zm_config_policy_scope_t;
+
+typedef enum zm_config_policy_action {
+    ZM_CONFIG_ACTION_ALLOW,
+    ZM_CONFIG_ACTION_DENY,
+} zm_config_policy_action_t;
+
+typedef enum zm_config_strmatch_kind {
+    ZM_CONFIG_MATCH_EXACT,
+    ZM_CONFIG_MATCH_PREFIX,
+    ZM_CONFIG_MATCH_SUFFIX,
+    ZM_CONFIG_MATCH_PRESENCE, /* any non-empty value */
+} zm_config_strmatch_kind_t;
+
+typedef struct zm_config_strmatch {
+    zm_config_strmatch_kind_t kind;
+    const char *value; /* "" for presence */
+} zm_config_strmatch_t;
+
+typedef struct zm_config_sa {
+    const char *ns, *name; /* identity's namespace and service account */
+} zm_config_sa_t;
+
+typedef struct zm_config_cidr {
+    uint8_t family; /* AF_INET or AF_INET6 */
+    uint8_t len;    /* prefix length */
+    uint8_t addr[16];
+} zm_config_cidr_t;
+
+typedef struct zm_config_strmatches {
+    zm_config_strmatch_t *v;
+    size_t n;
+} zm_config_strmatches_t;
+typedef struct zm_config_sas {
+    zm_config_sa_t *v;
+    size_t n;
+} zm_config_sas_t;
+typedef struct zm_config_cidrs {
+    zm_config_cidr_t *v;
+    size_t n;
+} zm_config_cidrs_t;
+typedef struct zm_config_ports {
+    uint16_t *v;
+    size_t n;
+} zm_config_ports_t;
+
+/* One match; a match with every list empty never matches (as ztunnel). */
+typedef struct zm_config_match {
+    zm_config_strmatches_t principals, not_principals; /* compared without "spiffe://" */
+    zm_config_strmatches_t namespaces, not_namespaces;
+    zm_config_sas_t service_accounts, not_service_accounts;
+    zm_config_cidrs_t source_ips, not_source_ips;
+    zm_config_cidrs_t destination_ips, not_destination_ips;
+    zm_config_ports_t destination_ports, not_destination_ports;
+} zm_config_match_t;
+
+/* Any match holds (an empty clause holds). */
+typedef struct zm_config_clause {
+    zm_config_match_t *matches;
+    size_t n_matches;
+} zm_config_clause_t;
+
+/* Every clause holds. */
+typedef struct zm_config_rule {
+    zm_config_clause_t *clauses;
+    size_t n_clauses;
+} zm_config_rule_t;
+
+typedef struct zm_config_policy {
+    const char *name, *ns;
+    zm_config_policy_scope_t scope;
+    zm_config_policy_action_t action;
+    zm_config_rule_t *rules; /* none: the policy never matches */
+    size_t n_rules;
+    const char **workloads; /* SCOPE_WORKLOAD: uids it applies to */
+    size_t n_workloads;
+} zm_config_policy_t;
+
+/* The policies that apply to one workload, as indexes into cfg->policies. */
+typedef struct zm_config_policy_set {
+    uint32_t *idx;
+    size_t n;
+} zm_config_policy_set_t;
+
 /* One immutable snapshot. Strings are owned by the snapshot. */
 typedef struct zm_config {
     uint64_t generation;        /* 1 on first load; +1 per reload accepted by a slot */
@@ -197,6 +293,11 @@ typedef struct zm_config {
     size_t n_workloads;
     zm_config_service_t *services;
     size_t n_services;
+    zm_config_policy_t *policies; /* as written */
+    size_t n_policies;
+    /* Parallel to workloads: the global, namespace and workload policies
+     * of each, computed at load so a connection does not search. */
+    zm_config_policy_set_t *workload_policies;
 } zm_config_t;
 
 typedef struct zm_config_slot zm_config_slot_t;
@@ -239,6 +340,21 @@ const char *zm_config_log_format_name(zm_config_log_format_t format);
 const zm_config_workload_t *zm_config_find_workload(const zm_config_t *cfg, const char *uid);
 const zm_config_workload_t *zm_config_find_workload_by_address(const zm_config_t *cfg,
                                                                const char *address);
+
+/* Policies (config_policy.c). zm_config_policy_clear frees what a policy
+ * owns when it was built outside a snapshot (meshctl) and zeroes it. The
+ * JSON form (ztunnel's shape: rules as nested arrays, camelCase fields,
+ * string matches as {"exact": v} / {"prefix": v} / {"suffix": v} /
+ * {"presence": {}}, addresses as "ip/len") is what /config_dump shows. */
+void zm_config_policy_clear(zm_config_policy_t *p);
+struct json_t *zm_config_policy_json(const zm_config_policy_t *p);
+const char *zm_config_policy_scope_name(zm_config_policy_scope_t scope);    /* "GLOBAL", ... */
+const char *zm_config_policy_action_name(zm_config_policy_action_t action); /* "ALLOW", ... */
+/* Parses Istio's wildcard form: "*" presence, "x*" prefix, "*x" suffix,
+ * else exact. value is malloc'd (free it); -ENOMEM on failure. */
+int zm_config_strmatch_parse(const char *s, zm_config_strmatch_t *out);
+/* "1.2.3.4", "10.0.0.0/8", "::1/128"; -EINVAL when not one. */
+int zm_config_cidr_parse(const char *s, zm_config_cidr_t *out);
 
 /* --- the slot: current snapshot and reload --- */
 

@@ -142,4 +142,10 @@ void zm_config_mesh_check_services(zm_config_parse_t *ctx, const config_setting_
 int zm_config_mesh_dump_services(const zm_config_t *cfg, json_t *obj);
 void zm_config_mesh_free_services(zm_config_t *cfg);
 
+/* The policies section (config_policy.c). */
+void zm_config_policy_parse(zm_config_parse_t *ctx, const config_setting_t *s, zm_config_t *cfg);
+void zm_config_policy_check(zm_config_parse_t *ctx, const config_setting_t *s, zm_config_t *cfg);
+int zm_config_policy_dump(const zm_config_t *cfg, json_t *obj);
+void zm_config_policy_free(zm_config_t *cfg);
+
 #endif

@@ -7,6 +7,7 @@
 #include "compile.h"
 
 #include "config.h"
+#include "policy.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -153,6 +154,7 @@ static void put_mesh(zm_strbuf_t *out, const mc_model_t *m)
         put_service(out, m, &m->services[i]);
     }
     zm_strbuf_appends(out, "\n);\n");
+    mc_policy_emit(m, out);
 }
 
 void mc_compile_ztunnel_name(const mc_node_t *node, char *buf, size_t len)

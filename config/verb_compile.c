@@ -8,6 +8,7 @@
 
 #include "compile.h"
 #include "model.h"
+#include "policy.h"
 #include "verbs.h"
 
 static void print_err(const zm_err_t *err)
@@ -65,9 +66,15 @@ int mc_verb_analyze(const mc_opts_t *o)
         ambient += m->pods[i].ambient;
     for (size_t i = 0; i < m->n_gateways; i++)
         waypoints += m->gateways[i].is_waypoint;
+    mc_warning_t *pw = NULL;
+    size_t n_pw = mc_policy_warnings(m, &pw);
+    char buf[2048];
+    for (size_t i = 0; i < n_pw; i++)
+        fprintf(stderr, "%s\n", mc_warning_str(&pw[i], buf, sizeof(buf)));
+    mc_policy_warnings_free(&pw, n_pw);
     printf("meshctl: %zu pods (%zu ambient), %zu services, %zu waypoints, %zu Istio objects, "
            "%zu warnings\n",
-           m->n_pods, ambient, m->n_services, waypoints, m->n_objects, m->n_warnings);
+           m->n_pods, ambient, m->n_services, waypoints, m->n_objects, m->n_warnings + n_pw);
     mc_model_free(&m);
     return MC_EXIT_OK;
 }
