@@ -223,6 +223,8 @@ int mc_sandbox_apply(const char *state_dir, const char *const *files, size_t nfi
         rc = mc_run_compile(&r, err);
     if (rc >= 0)
         rc = mc_run_wait_ready(&r, added, n_added, READY_TIMEOUT_MS, err);
+    if (rc >= 0)
+        rc = mc_run_enroll_all(&r, err);
     free(added);
     if (rc >= 0)
         fprintf(out,

@@ -53,4 +53,11 @@ int mc_run_stop_component(mc_run_t *r, const char *component);
 /* The component name of a pod's app: "<ns>.<pod>". */
 void mc_run_app_component(const mc_pod_t *pod, char *buf, size_t len);
 
+/* Hands node's ambient pods to its ztunnel at sock (add each, then
+ * snapshot_sent: ztunnel drops the pods not in the snapshot). */
+int mc_run_enroll_node(mc_run_t *r, const mc_node_t *node, const char *sock, zm_err_t *err);
+
+/* After apply/delete: every running ztunnel gets the new snapshot. */
+int mc_run_enroll_all(mc_run_t *r, zm_err_t *err);
+
 #endif

@@ -61,7 +61,7 @@ static int spawn_daemon(mc_run_t *r, const char *kind, const char *component, co
 }
 
 /* One node's ambient pods, handed to its ztunnel. */
-static int enroll_node(mc_run_t *r, const mc_node_t *node, const char *sock, zm_err_t *err)
+int mc_run_enroll_node(mc_run_t *r, const mc_node_t *node, const char *sock, zm_err_t *err)
 {
     const mc_model_t *m = r->model;
     mc_agent_pod_t *pods = calloc(m->n_pods + 1, sizeof(*pods));
@@ -88,6 +88,21 @@ static int enroll_node(mc_run_t *r, const mc_node_t *node, const char *sock, zm_
     free(pods);
     free(uids);
     free(names);
+    return rc;
+}
+
+int mc_run_enroll_all(mc_run_t *r, zm_err_t *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < r->model->n_nodes && rc >= 0; i++) {
+        char sock[4096];
+        struct stat stt;
+        snprintf(sock, sizeof(sock), "%s/run/%s/ztunnel.sock", r->state_dir,
+                 r->model->nodes[i].name);
+        if (stat(sock, &stt) < 0)
+            continue; /* no ztunnel on that node: pods talk directly */
+        rc = mc_run_enroll_node(r, &r->model->nodes[i], sock, err);
+    }
     return rc;
 }
 
@@ -118,7 +133,7 @@ static int start_daemons(mc_run_t *r, zm_err_t *err)
         char *argv[] = {zt, "--config", cfg, NULL};
         rc = spawn_daemon(r, "ztunnel", comp, netns, argv, err);
         if (rc >= 0)
-            rc = enroll_node(r, node, sock, err);
+            rc = mc_run_enroll_node(r, node, sock, err);
     }
     for (size_t i = 0; i < m->n_gateways && have_zt && have_wp && rc >= 0; i++) {
         const mc_gateway_t *gw = &m->gateways[i];

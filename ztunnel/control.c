@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define ZT_MAX_PODS 1024
@@ -49,18 +50,38 @@ static void release_pod(control_t *c, size_t i)
     c->pods[--c->n_pods] = NULL;
 }
 
+static bool same_netns(int a, int b)
+{
+    struct stat sa, sb;
+    return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_ino == sb.st_ino &&
+           sa.st_dev == sb.st_dev;
+}
+
 static const char *add_pod(control_t *c, zm_enroll_msg_t *m)
 {
     for (size_t i = 0; i < c->n_pods; i++) {
-        if (!strcmp(c->pods[i]->uid, m->uid)) {
+        if (strcmp(c->pods[i]->uid, m->uid) != 0)
+            continue;
+        if (same_netns(c->pods[i]->netns_fd, m->netns_fd)) {
             c->seen[i] = true; /* known already: keep it */
             return NULL;
         }
+        release_pod(c, i); /* re-created under the same name */
+        break;
     }
     if (c->n_pods == ZT_MAX_PODS)
         return "too many pods on this node";
     const zm_config_t *cfg = zm_config_slot_acquire(c->d->config);
     const zm_config_workload_t *w = zm_config_find_workload(cfg, m->uid);
+    if (!w) {
+        /* The agent may enroll a pod before our file watch saw the new
+         * config that describes it: read the file now. */
+        zm_config_release(&cfg);
+        zm_err_t err = {0};
+        zm_config_slot_reload(c->d->config, &err);
+        cfg = zm_config_slot_acquire(c->d->config);
+        w = zm_config_find_workload(cfg, m->uid);
+    }
     const char *problem = NULL;
     if (!w)
         problem = "unknown workload (not in the config)";
