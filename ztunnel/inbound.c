@@ -8,6 +8,8 @@
  * the application refusing. On 15006 (plaintext from outside the mesh):
  * spliced to the application when PeerAuthentication allows it.
  */
+#include "rbac.h"
+#include "report.h"
 #include "splice.h"
 #include "tunnel.h"
 #include "zt_proxy.h"
@@ -54,6 +56,14 @@ static void refuse(zm_hbone_stream_t *s, int status, const in_conn_t *ic, const 
     zm_hbone_respond(s, status, NULL, 0);
 }
 
+static void stream_done(zm_tunnel_t *t, const zm_tunnel_stats_t *st, void *ctx)
+{
+    zt_tcp_conn_t *tc = ctx;
+    /* Reporter destination: sent = towards the client, received = from it. */
+    zt_telemetry_bytes(tc, st->bytes_to_stream, st->bytes_from_stream);
+    zt_telemetry_close(&tc, st->error && st->status != 200 ? "CONNECT" : "-", st->error);
+}
+
 static void on_request(zm_hbc_t *c, zm_hbone_stream_t *s, const zm_hbone_request_t *req)
 {
     in_conn_t *ic = zm_hbc_ctx(c);
@@ -70,10 +80,38 @@ static void on_request(zm_hbc_t *c, zm_hbone_stream_t *s, const zm_hbone_request
         refuse(s, 400, ic, "destination is not this workload", req->authority);
         return;
     }
+    const zm_spiffe_id_t *peer_id = zm_hbc_peer_id(c);
+    const zm_config_t *cfg = zm_config_slot_acquire(ic->w->d->config);
+    const zm_config_workload_t *dst = zm_config_find_workload(cfg, ic->pod->uid);
+    char peer_ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &ic->peer.sin_addr, peer_ip, sizeof(peer_ip));
+    const zm_config_workload_t *src = zm_config_find_workload_by_address(cfg, peer_ip);
+    zt_conn_labels_t labels;
+    zt_report_bufs_t bufs;
+    zt_report_labels(&labels, &bufs, cfg, false, src, peer_id ? peer_id->uri : NULL, dst, NULL,
+                     true);
+    zt_conn_addrs_t addrs = {.src_addr = peer_ip, .dst_addr = req->authority};
+    zm_rbac_conn_t rc = {.src_identity = peer_id ? peer_id->uri : NULL,
+                         .dst_port = ntohs(target.sin_port),
+                         .dst = dst};
+    zm_rbac_ip_from_sockaddr((const struct sockaddr *)&ic->peer, &rc.src_ip);
+    zm_rbac_ip_from_sockaddr((const struct sockaddr *)&target, &rc.dst_ip);
+    zm_rbac_verdict_t v = {0};
+    if (!dst || zm_rbac_check(cfg, &rc, &v) < 0 || !v.allow) {
+        zt_tcp_conn_t *tc = zt_telemetry_open(ic->w->d->telemetry, &labels, &addrs);
+        zt_telemetry_close(&tc, "DENY", v.reason ? v.reason : "unknown workload");
+        zm_config_release(&cfg);
+        refuse(s, dst ? 401 : 503, ic, v.reason ? v.reason : "unknown workload", req->authority);
+        return;
+    }
+    zt_tcp_conn_t *tc = zt_telemetry_open(ic->w->d->telemetry, &labels, &addrs);
+    zm_config_release(&cfg);
     int fd = zt_netns_socket(ic->pod->netns_fd, ic->w->d->host_netns_fd, SOCK_STREAM);
-    if (fd < 0 ||
-        zm_tunnel_server(NULL, s, fd, (struct sockaddr *)&target, sizeof(target), NULL, NULL) < 0)
+    if (fd < 0 || zm_tunnel_server(NULL, s, fd, (struct sockaddr *)&target, sizeof(target),
+                                   stream_done, tc) < 0) {
+        zt_telemetry_close(&tc, "CONNECT", "cannot reach the application");
         refuse(s, 503, ic, "cannot reach the application", req->authority);
+    }
 }
 
 static void on_close(zm_hbc_t *c, const char *reason)
@@ -141,8 +179,23 @@ void zt_inbound_plain_accept(zm_listener_t *l, int fd, const struct sockaddr *pe
         close(fd);
         return;
     }
-    /* PeerAuthentication (STRICT refuses plaintext) is enforced here once
-     * policies are compiled in; until then the default, PERMISSIVE. */
+    /* Plaintext has no identity: STRICT PeerAuthentication (a DENY of
+     * "no principal") refuses it here, as Istio's inbound passthrough. */
+    const zm_config_t *cfg = zm_config_slot_acquire(w->d->config);
+    zm_rbac_conn_t rc = {.dst_port = ntohs(dst.sin_port),
+                         .dst = zm_config_find_workload(cfg, wp->pod->uid)};
+    zm_rbac_ip_from_sockaddr(peer, &rc.src_ip);
+    zm_rbac_ip_from_sockaddr((const struct sockaddr *)&dst, &rc.dst_ip);
+    zm_rbac_verdict_t v = {0};
+    bool allowed = rc.dst && zm_rbac_check(cfg, &rc, &v) == 0 && v.allow;
+    zm_config_release(&cfg);
+    if (!allowed) {
+        zm_log_ctx_t lc = {.worker = -1, .conn_id = -1, .action = "inbound plaintext"};
+        zm_log_ratelimited(ZM_LOG_WARN, &lc, "plaintext refused", "%s/%s: plaintext refused: %s",
+                           wp->pod->ns, wp->pod->name, v.reason ? v.reason : "unknown workload");
+        zm_sock_close(sock, 0);
+        return;
+    }
     zt_pod_t *pod = zt_pod_ref(wp->pod);
     int fd_b = zt_netns_socket(pod->netns_fd, w->d->host_netns_fd, SOCK_STREAM);
     if (fd_b < 0 || zm_splice_connect(NULL, sock, fd_b, (struct sockaddr *)&dst, sizeof(dst),

@@ -6,6 +6,7 @@
 #include "admin.h"
 #include "control.h"
 #include "log.h"
+#include "telemetry.h"
 #include "zt.h"
 
 #include <fcntl.h>
@@ -86,6 +87,7 @@ int main(int argc, char **argv)
     d.host_netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     zt_certs_new(&d.certs, cfg->tls.cert_dir, cfg->node.trust_domain);
     zm_metrics_new(&d.metrics);
+    zt_telemetry_new(&d.telemetry, d.metrics, NULL);
     zm_workers_config_t wc = {
         .count = cfg->workers,
         .init = zt_worker_init,
@@ -124,6 +126,7 @@ int main(int argc, char **argv)
     zm_workers_destroy(&d.workers);
     free(d.worker);
     zt_certs_free(&d.certs);
+    zt_telemetry_free(&d.telemetry);
     zm_metrics_free(&d.metrics);
     zm_config_slot_destroy(&d.config);
     if (d.host_netns_fd >= 0)

@@ -5,6 +5,7 @@
  * pod's own certificate, plain routes are spliced from inside the pod's
  * namespace, so either way the connection leaves with the pod's IP.
  */
+#include "report.h"
 #include "route.h"
 #include "splice.h"
 #include "tunnel.h"
@@ -35,6 +36,7 @@ void zt_identity(const zm_config_t *cfg, const char *ns, const char *sa, char *b
 /* One outbound connection, kept for its log line. */
 typedef struct out_conn {
     zt_pod_t *pod;
+    zt_tcp_conn_t *tc;
     char dst[64];
     char via[128];
 } out_conn_t;
@@ -50,6 +52,8 @@ static void tunnel_done(zm_tunnel_t *t, const zm_tunnel_stats_t *st, void *ctx)
         zm_log(ZM_LOG_DEBUG, &lc, "%s/%s → %s via %s: %llu bytes out, %llu in", oc->pod->ns,
                oc->pod->name, oc->dst, oc->via, (unsigned long long)st->bytes_to_stream,
                (unsigned long long)st->bytes_from_stream);
+    zt_telemetry_bytes(oc->tc, st->bytes_to_stream, st->bytes_from_stream);
+    zt_telemetry_close(&oc->tc, st->error ? "CONNECT" : "-", st->error);
     zt_pod_unref(&oc->pod);
     free(oc);
 }
@@ -57,6 +61,8 @@ static void tunnel_done(zm_tunnel_t *t, const zm_tunnel_stats_t *st, void *ctx)
 static void splice_done(zm_splice_t *sp, const zm_splice_stats_t *st, void *ctx)
 {
     out_conn_t *oc = ctx;
+    zt_telemetry_bytes(oc->tc, st->a_to_b, st->b_to_a);
+    zt_telemetry_close(&oc->tc, st->error ? "CONNECT" : "-", st->error);
     zt_pod_unref(&oc->pod);
     free(oc);
 }
@@ -89,12 +95,24 @@ void zt_outbound_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, s
     inet_ntop(AF_INET, &dst.sin_addr, oc->dst, sizeof(oc->dst));
     snprintf(oc->dst + strlen(oc->dst), sizeof(oc->dst) - strlen(oc->dst), ":%u",
              ntohs(dst.sin_port));
+    {
+        zt_conn_labels_t labels;
+        zt_report_bufs_t bufs;
+        zt_report_labels(&labels, &bufs, cfg, true, src, NULL, route.workload, route.service,
+                         route.kind == ZT_ROUTE_HBONE);
+        zt_conn_addrs_t addrs = {.src_addr = wp->pod->address,
+                                 .dst_addr = oc->dst,
+                                 .dst_hbone_addr =
+                                     route.kind == ZT_ROUTE_HBONE ? route.authority : NULL};
+        oc->tc = zt_telemetry_open(w->d->telemetry, &labels, &addrs);
+    }
     if (route.kind == ZT_ROUTE_PASSTHROUGH) {
         snprintf(oc->via, sizeof(oc->via), "passthrough");
         int fd_b = zt_netns_socket(wp->pod->netns_fd, w->d->host_netns_fd, SOCK_STREAM);
         if (fd_b < 0 || zm_splice_connect(NULL, sock, fd_b, (struct sockaddr *)&route.next_hop,
                                           sizeof(route.next_hop), splice_done, oc) < 0) {
             zm_sock_close(sock, 0);
+            zt_telemetry_close(&oc->tc, "CONNECT", "cannot connect");
             zt_pod_unref(&oc->pod);
             free(oc);
         }
@@ -125,6 +143,7 @@ void zt_outbound_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, s
         zm_log_ratelimited(ZM_LOG_WARN, &lc, "no certificate", "%s/%s: no certificate: %s",
                            wp->pod->ns, wp->pod->name, err.msg);
         zm_sock_close(sock, 0);
+        zt_telemetry_close(&oc->tc, "TLS_FAILURE", "no certificate");
         zt_pod_unref(&oc->pod);
         free(oc);
     } else if (zm_hbone_pool_open(w->pool, &key, tls, route.authority, headers, 1,
