@@ -45,6 +45,24 @@ for svc in ("details", "ratings", "reviews", "productpage"):
 print("  path: %s" % via)
 ' "$REQUESTS" "$VIA"
 
+    if [ "${VIA#ztunnel}" != "$VIA" ]; then
+        bold "what the ztunnels saw (istio_tcp_connections_opened_total, :15020/metrics)"
+        for node in $("$MESHCTL" status --json --state "$STATE" |
+                      python3 -c 'import json,sys; print(" ".join(n["name"] for n in json.load(sys.stdin)["nodes"]))'); do
+            ip netns exec "$ZMESH_PREFIX-node-$node" python3 -c '
+import re, sys, urllib.request as u
+text = u.urlopen("http://127.0.0.1:15020/metrics", timeout=3).read().decode()
+for line in text.splitlines():
+    if not line.startswith("istio_tcp_connections_opened_total{"):
+        continue
+    labels = dict(re.findall(r"(\w+)=\"([^\"]*)\"", line))
+    print("  %-8s %-11s %-18s -> %-18s %-10s %s" % (sys.argv[1], labels["reporter"],
+          labels["source_workload"], labels["destination_workload"],
+          labels["connection_security_policy"], line.rsplit(" ", 1)[1]))
+' "$node"
+        done
+    fi
+
     bold "meshctl status"
     "$MESHCTL" status --state "$STATE"
 
