@@ -8,6 +8,7 @@
  * the application refusing. On 15006 (plaintext from outside the mesh):
  * spliced to the application when PeerAuthentication allows it.
  */
+#include "capture.h"
 #include "rbac.h"
 #include "report.h"
 #include "splice.h"
@@ -54,6 +55,32 @@ static void refuse(zm_hbone_stream_t *s, int status, const in_conn_t *ic, const 
     zm_log_ratelimited(ZM_LOG_WARN, &lc, "inbound refused", "%s/%s: CONNECT %s: %d %s", ic->pod->ns,
                        ic->pod->name, authority ? authority : "-", status, why);
     zm_hbone_respond(s, status, NULL, 0);
+}
+
+/* A socket to the application from inside the pod, bound to the client's
+ * own address (IP_TRANSPARENT; capture.h routes the replies back to us), so
+ * the application sees who really called, as with Istio. The source port
+ * must differ from avoid_port: for plaintext the client's original
+ * connection to the same address and port is still in conntrack (it was
+ * redirected to 15006), and reusing its tuple would redirect us too. */
+static int app_socket(const zt_pod_t *pod, int host_nsfd, const struct sockaddr_in *client,
+                      uint16_t avoid_port)
+{
+    struct sockaddr_in src = *client;
+    if (!avoid_port) {
+        src.sin_port = 0; /* chosen at connect time */
+        return zt_netns_connect_socket(pod->netns_fd, host_nsfd, &src, true);
+    }
+    for (int attempt = 0; attempt < 16; attempt++) {
+        uint16_t port = (uint16_t)(32768 + (avoid_port + 7919u * (attempt + 1)) % 28000);
+        if (port == avoid_port)
+            continue;
+        src.sin_port = htons(port);
+        int fd = zt_netns_connect_socket(pod->netns_fd, host_nsfd, &src, true);
+        if (fd != -EADDRINUSE)
+            return fd;
+    }
+    return -EADDRINUSE;
 }
 
 static void stream_done(zm_tunnel_t *t, const zm_tunnel_stats_t *st, void *ctx)
@@ -106,7 +133,7 @@ static void on_request(zm_hbc_t *c, zm_hbone_stream_t *s, const zm_hbone_request
     }
     zt_tcp_conn_t *tc = zt_telemetry_open(ic->w->d->telemetry, &labels, &addrs);
     zm_config_release(&cfg);
-    int fd = zt_netns_socket(ic->pod->netns_fd, ic->w->d->host_netns_fd, SOCK_STREAM);
+    int fd = app_socket(ic->pod, ic->w->d->host_netns_fd, &ic->peer, 0);
     if (fd < 0 || zm_tunnel_server(NULL, s, fd, (struct sockaddr *)&target, sizeof(target),
                                    stream_done, tc) < 0) {
         zt_telemetry_close(&tc, "CONNECT", "cannot reach the application");
@@ -197,7 +224,10 @@ void zt_inbound_plain_accept(zm_listener_t *l, int fd, const struct sockaddr *pe
         return;
     }
     zt_pod_t *pod = zt_pod_ref(wp->pod);
-    int fd_b = zt_netns_socket(pod->netns_fd, w->d->host_netns_fd, SOCK_STREAM);
+    const struct sockaddr_in *client = (const struct sockaddr_in *)peer;
+    int fd_b = peer && peer->sa_family == AF_INET
+                   ? app_socket(pod, w->d->host_netns_fd, client, ntohs(client->sin_port))
+                   : zt_netns_socket(pod->netns_fd, w->d->host_netns_fd, SOCK_STREAM);
     if (fd_b < 0 || zm_splice_connect(NULL, sock, fd_b, (struct sockaddr *)&dst, sizeof(dst),
                                       plain_done, pod) < 0) {
         zm_sock_close(sock, 0);

@@ -12,8 +12,8 @@
  *   still pass.
  * - An ALLOW AuthorizationPolicy naming the client's principal and port
  *   admits the client and refuses other; deleting it restores other.
- * - SIGKILL of a ztunnel: its pods' traffic fails, and a new ztunnel that
- *   the agent re-enrolls the pods to carries it again.
+ * - The application sees the real client address, through HBONE and for
+ *   admitted plaintext alike.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -222,6 +222,59 @@ static void authorization_policy_allows_only_the_client(void **state)
     assert_true(eventually(f, "other.zt", url, true));
 }
 
+/* Holds a TCP connection from pod to addr:port open for a few seconds. */
+static pid_t hold_connection(const fx_t *f, const char *pod, const char *host, int port)
+{
+    char py[512];
+    snprintf(py, sizeof(py),
+             "import socket, time\n"
+             "s = socket.create_connection(('%s', %d), timeout=3)\n"
+             "s.sendall(b'hold'); s.recv(4); time.sleep(4)\n",
+             host, port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("ZMESH_PREFIX", f->prefix, 1);
+        execl(g_meshctl, g_meshctl, "exec", pod, "--state", f->state, "--", "/usr/bin/python3",
+              "-c", py, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void the_application_sees_the_real_client_address(void **state)
+{
+    fx_t *f = *state;
+    alarm(150);
+    assert_int_equal(up_mesh(f), 0);
+    char server_ip[32], client_ip[32], outsider_ip[32];
+    pod_ip(f, "zt", "server", server_ip, sizeof(server_ip));
+    pod_ip(f, "zt", "client", client_ip, sizeof(client_ip));
+    pod_ip(f, "legacy", "outsider", outsider_ip, sizeof(outsider_ip));
+    pid_t a = hold_connection(f, "client.zt", "server.zt", 80);       /* HBONE */
+    pid_t b = hold_connection(f, "outsider.legacy", server_ip, 8080); /* plaintext */
+    char ns[128], *out = NULL;
+    snprintf(ns, sizeof(ns), "%s-pod-zt-server", f->prefix);
+    char *argv[] = {"/usr/bin/ip",       "netns", "exec", ns, "ss", "-Htn", "state", "established",
+                    "( sport = :8080 )", NULL};
+    bool saw_client = false, saw_outsider = false;
+    for (int i = 0; i < 30 && !(saw_client && saw_outsider); i++) {
+        usleep(200 * 1000);
+        free(out);
+        out = NULL;
+        assert_int_equal(sbx_run(f, argv, &out, NULL), 0);
+        char want_client[64], want_outsider[64];
+        snprintf(want_client, sizeof(want_client), " %s:", client_ip);
+        snprintf(want_outsider, sizeof(want_outsider), " %s:", outsider_ip);
+        saw_client = strstr(out, want_client) != NULL;
+        saw_outsider = strstr(out, want_outsider) != NULL;
+    }
+    free(out);
+    waitpid(a, NULL, 0);
+    waitpid(b, NULL, 0);
+    assert_true(saw_client);   /* through two ztunnels, still the client's address */
+    assert_true(saw_outsider); /* plaintext allowed in: the outsider's address */
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -241,6 +294,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(strict_refuses_plaintext_permissive_accepts, sbx_setup,
                                         sbx_teardown),
         cmocka_unit_test_setup_teardown(authorization_policy_allows_only_the_client, sbx_setup,
+                                        sbx_teardown),
+        cmocka_unit_test_setup_teardown(the_application_sees_the_real_client_address, sbx_setup,
                                         sbx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
