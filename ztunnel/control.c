@@ -187,6 +187,7 @@ static void reload(control_t *c)
                zm_err_str(&err, buf, sizeof(buf)));
     } else if (r == 1) {
         zm_log(ZM_LOG_INFO, NULL, "config reloaded");
+        zt_workers_recheck(c->d);
     }
 }
 

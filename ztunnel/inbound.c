@@ -83,12 +83,79 @@ static int app_socket(const zt_pod_t *pod, int host_nsfd, const struct sockaddr_
     return -EADDRINUSE;
 }
 
+/* ---- admitted connections, kept for re-checks ---- */
+
+static zt_inconn_t *inconn_new(zt_worker_t *w, zt_pod_t *pod, const char *src_id,
+                               const struct sockaddr_in *src, const struct sockaddr_in *dst)
+{
+    zt_inconn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->w = w;
+    c->pod = zt_pod_ref(pod);
+    snprintf(c->src_id, sizeof(c->src_id), "%s", src_id ? src_id : "");
+    if (src)
+        c->src = *src;
+    c->dst = *dst;
+    c->next = w->inbound;
+    if (w->inbound)
+        w->inbound->prev = c;
+    w->inbound = c;
+    return c;
+}
+
+static void inconn_free(zt_inconn_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->w->inbound = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    zt_pod_unref(&c->pod);
+    free(c);
+}
+
+/* Judges c under cfg (the same facts as at admission). */
+static bool inconn_allowed(const zm_config_t *cfg, const zt_inconn_t *c, const char **why)
+{
+    zm_rbac_conn_t rc = {.src_identity = c->src_id[0] ? c->src_id : NULL,
+                         .dst_port = ntohs(c->dst.sin_port),
+                         .dst = zm_config_find_workload(cfg, c->pod->uid)};
+    zm_rbac_ip_from_sockaddr((const struct sockaddr *)&c->src, &rc.src_ip);
+    zm_rbac_ip_from_sockaddr((const struct sockaddr *)&c->dst, &rc.dst_ip);
+    zm_rbac_verdict_t v = {0};
+    bool ok = rc.dst && zm_rbac_check(cfg, &rc, &v) == 0 && v.allow;
+    *why = v.reason ? v.reason : "workload no longer in the mesh";
+    return ok;
+}
+
+void zt_worker_recheck(zt_worker_t *w)
+{
+    const zm_config_t *cfg = zm_config_slot_acquire(w->d->config);
+    for (zt_inconn_t *c = w->inbound, *next; c; c = next) {
+        next = c->next; /* an abort may end (and free) c at once */
+        const char *why;
+        if (inconn_allowed(cfg, c, &why))
+            continue;
+        zm_log_ctx_t lc = {.worker = (int)w->idx, .conn_id = -1, .action = "policy re-check"};
+        zm_log(ZM_LOG_INFO, &lc, "%s/%s: closing a connection from %s: %s", c->pod->ns,
+               c->pod->name, c->src_id[0] ? c->src_id : "plaintext", why);
+        if (c->tunnel)
+            zm_tunnel_abort(c->tunnel, "denied by policy change");
+        else if (c->splice)
+            zm_splice_abort(c->splice, "denied by policy change");
+    }
+    zm_config_release(&cfg);
+}
+
 static void stream_done(zm_tunnel_t *t, const zm_tunnel_stats_t *st, void *ctx)
 {
-    zt_tcp_conn_t *tc = ctx;
+    zt_inconn_t *c = ctx;
     /* Reporter destination: sent = towards the client, received = from it. */
-    zt_telemetry_bytes(tc, st->bytes_to_stream, st->bytes_from_stream);
-    zt_telemetry_close(&tc, st->error && st->status != 200 ? "CONNECT" : "-", st->error);
+    zt_telemetry_bytes(c->tc, st->bytes_to_stream, st->bytes_from_stream);
+    zt_telemetry_close(&c->tc, st->error && st->status != 200 ? "CONNECT" : "-", st->error);
+    inconn_free(c);
 }
 
 static void on_request(zm_hbc_t *c, zm_hbone_stream_t *s, const zm_hbone_request_t *req)
@@ -133,10 +200,16 @@ static void on_request(zm_hbc_t *c, zm_hbone_stream_t *s, const zm_hbone_request
     }
     zt_tcp_conn_t *tc = zt_telemetry_open(ic->w->d->telemetry, &labels, &addrs);
     zm_config_release(&cfg);
-    int fd = app_socket(ic->pod, ic->w->d->host_netns_fd, &ic->peer, 0);
-    if (fd < 0 || zm_tunnel_server(NULL, s, fd, (struct sockaddr *)&target, sizeof(target),
-                                   stream_done, tc) < 0) {
+    zt_inconn_t *rec =
+        inconn_new(ic->w, ic->pod, peer_id ? peer_id->uri : NULL, &ic->peer, &target);
+    int fd = rec ? app_socket(ic->pod, ic->w->d->host_netns_fd, &ic->peer, 0) : -ENOMEM;
+    if (rec)
+        rec->tc = tc;
+    if (fd < 0 || zm_tunnel_server(&rec->tunnel, s, fd, (struct sockaddr *)&target, sizeof(target),
+                                   stream_done, rec) < 0) {
         zt_telemetry_close(&tc, "CONNECT", "cannot reach the application");
+        if (rec)
+            inconn_free(rec);
         refuse(s, 503, ic, "cannot reach the application", req->authority);
     }
 }
@@ -190,8 +263,7 @@ void zt_inbound_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, so
 
 static void plain_done(zm_splice_t *sp, const zm_splice_stats_t *st, void *ctx)
 {
-    zt_pod_t *pod = ctx;
-    zt_pod_unref(&pod);
+    inconn_free(ctx);
 }
 
 void zt_inbound_plain_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, socklen_t len,
@@ -223,14 +295,16 @@ void zt_inbound_plain_accept(zm_listener_t *l, int fd, const struct sockaddr *pe
         zm_sock_close(sock, 0);
         return;
     }
-    zt_pod_t *pod = zt_pod_ref(wp->pod);
-    const struct sockaddr_in *client = (const struct sockaddr_in *)peer;
-    int fd_b = peer && peer->sa_family == AF_INET
-                   ? app_socket(pod, w->d->host_netns_fd, client, ntohs(client->sin_port))
-                   : zt_netns_socket(pod->netns_fd, w->d->host_netns_fd, SOCK_STREAM);
-    if (fd_b < 0 || zm_splice_connect(NULL, sock, fd_b, (struct sockaddr *)&dst, sizeof(dst),
-                                      plain_done, pod) < 0) {
+    const struct sockaddr_in *client =
+        peer && peer->sa_family == AF_INET ? (const struct sockaddr_in *)peer : NULL;
+    zt_inconn_t *rec = inconn_new(w, wp->pod, NULL, client, &dst);
+    int fd_b = !rec     ? -ENOMEM
+               : client ? app_socket(wp->pod, w->d->host_netns_fd, client, ntohs(client->sin_port))
+                        : zt_netns_socket(wp->pod->netns_fd, w->d->host_netns_fd, SOCK_STREAM);
+    if (fd_b < 0 || zm_splice_connect(&rec->splice, sock, fd_b, (struct sockaddr *)&dst,
+                                      sizeof(dst), plain_done, rec) < 0) {
         zm_sock_close(sock, 0);
-        zt_pod_unref(&pod);
+        if (rec)
+            inconn_free(rec);
     }
 }

@@ -214,3 +214,20 @@ int zt_workers_remove_pod(zt_daemon_t *d, zt_pod_t *p)
     }
     return 0;
 }
+
+static void on_recheck(zm_loop_t *loop, void *arg)
+{
+    zt_daemon_t *d = arg;
+    for (unsigned i = 0; i < d->n_workers; i++)
+        if (d->worker[i] && d->worker[i]->loop == loop)
+            zt_worker_recheck(d->worker[i]);
+}
+
+int zt_workers_recheck(zt_daemon_t *d)
+{
+    int r = 0;
+    for (unsigned i = 0; i < d->n_workers; i++)
+        if (zm_loop_post(d->worker[i]->loop, on_recheck, d) < 0)
+            r = -ENOMEM;
+    return r;
+}

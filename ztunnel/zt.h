@@ -95,5 +95,7 @@ void zt_worker_fini(zm_loop_t *loop, unsigned idx, void *daemon);
 /* Control thread → every worker: start / stop serving pod (posted). */
 int zt_workers_add_pod(zt_daemon_t *d, zt_pod_t *p);
 int zt_workers_remove_pod(zt_daemon_t *d, zt_pod_t *p);
+/* After a config reload: every worker re-judges its inbound connections. */
+int zt_workers_recheck(zt_daemon_t *d);
 
 #endif

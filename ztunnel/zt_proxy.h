@@ -6,9 +6,13 @@
 #ifndef ZT_PROXY_H
 #define ZT_PROXY_H
 
+#include "splice.h"
+#include "telemetry.h"
+#include "tunnel.h"
 #include "zt.h"
 
 typedef struct zt_wpod zt_wpod_t;
+typedef struct zt_inconn zt_inconn_t;
 
 struct zt_worker {
     zt_daemon_t *d;
@@ -16,8 +20,27 @@ struct zt_worker {
     unsigned idx;
     zm_hbone_pool_t *pool;
     zt_wpod_t *pods;
-    uint64_t rr; /* round-robin cursor for service endpoints */
+    uint64_t rr;          /* round-robin cursor for service endpoints */
+    zt_inconn_t *inbound; /* admitted inbound connections, re-checked on policy change */
 };
+
+/* An inbound connection that authorization admitted: kept with the facts
+ * it was judged on, so a new config can judge it again (Istio closes
+ * connections a policy change no longer allows). */
+struct zt_inconn {
+    zt_inconn_t *next, *prev;
+    zt_worker_t *w;
+    zt_pod_t *pod;
+    zm_tunnel_t *tunnel; /* HBONE stream, or */
+    zm_splice_t *splice; /* admitted plaintext */
+    zt_tcp_conn_t *tc;
+    char src_id[256]; /* "" for plaintext */
+    struct sockaddr_in src, dst;
+};
+
+/* Re-judges every admitted inbound connection under the current config
+ * and closes those no longer allowed (on the worker's thread). */
+void zt_worker_recheck(zt_worker_t *w);
 
 /* One pod's listeners on one worker. */
 struct zt_wpod {

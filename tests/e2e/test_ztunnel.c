@@ -11,7 +11,8 @@
  *   mesh-wide STRICT PeerAuthentication it is refused, ambient clients
  *   still pass.
  * - An ALLOW AuthorizationPolicy naming the client's principal and port
- *   admits the client and refuses other; deleting it restores other.
+ *   admits the client and refuses other, and closes the connection other
+ *   had open; deleting it restores other.
  * - The application sees the real client address, through HBONE and for
  *   admitted plaintext alike.
  */
@@ -212,8 +213,34 @@ static void authorization_policy_allows_only_the_client(void **state)
     char policy[PATH_MAX];
     const char *url = "http://server.zt/authz";
     assert_int_equal(get(f, "other.zt", url, NULL, 0), 0);
+    /* A connection other holds open while the policy changes: it exits 0
+     * once the server side closes it, 3 if it is still open after 10 s. */
+    static const char watcher[] = "import socket, sys, time\n"
+                                  "s = socket.create_connection(('server.zt', 80), timeout=3)\n"
+                                  "s.sendall(b'w'); s.recv(1)\n"
+                                  "print('open', flush=True)\n"
+                                  "end = time.time() + 10\n"
+                                  "while time.time() < end:\n"
+                                  "    try:\n"
+                                  "        s.sendall(b'w')\n"
+                                  "        if not s.recv(1): sys.exit(0)\n"
+                                  "    except OSError: sys.exit(0)\n"
+                                  "    time.sleep(0.2)\n"
+                                  "sys.exit(3)\n";
+    pid_t held = fork();
+    if (held == 0) {
+        setenv("ZMESH_PREFIX", f->prefix, 1);
+        execl(g_meshctl, g_meshctl, "exec", "other.zt", "--state", f->state, "--",
+              "/usr/bin/python3", "-c", watcher, (char *)NULL);
+        _exit(127);
+    }
+    usleep(1500 * 1000); /* the watcher's connection is up */
     data_file("allow-client.yaml", policy, sizeof(policy));
     assert_int_equal(meshctl_files(f, "apply", policy), 0);
+    int status = 0;
+    waitpid(held, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0); /* closed by the policy change */
     assert_true(eventually(f, "other.zt", url, false));
     char who[64];
     assert_int_equal(get(f, "client.zt", url, who, sizeof(who)), 0);
