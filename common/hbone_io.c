@@ -405,8 +405,11 @@ static void on_sock_close(zm_sock_t *s, int err)
     zm_hbc_t *c = zm_sock_ctx(s);
     c->sock = NULL;
     c->flags |= ZM_HBC_DEAD | ZM_HBC_CLOSING;
-    if (err && !c->reason)
+    /* A reset with nothing in flight is how many clients say goodbye. */
+    if (err && !c->reason && (!(c->flags & ZM_HBC_ESTABLISHED) || c->n_streams > 0))
         hbc_fail(c, "socket error");
+    else if (err && !c->reason)
+        c->reason = "peer reset an idle connection";
     if (!c->reason)
         c->reason = "closed";
     hbc_maybe_free(c);
