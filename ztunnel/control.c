@@ -15,6 +15,7 @@
 #include "log.h"
 
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +37,25 @@ typedef struct control {
     bool in_snapshot;
 } control_t;
 
+/* Publishes the captured pods for the admin thread. */
+static void publish_workloads(control_t *c)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < c->n_pods; i++) {
+        const zt_pod_t *p = c->pods[i];
+        json_array_append_new(arr,
+                              json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "uid", p->uid, "name", p->name,
+                                        "namespace", p->ns, "service_account", p->service_account,
+                                        "address", p->address, "capture", "in-pod"));
+    }
+    char *text = json_dumps(arr, JSON_INDENT(2));
+    json_decref(arr);
+    pthread_mutex_lock(&c->d->workloads_mu);
+    free(c->d->workloads_json);
+    c->d->workloads_json = text;
+    pthread_mutex_unlock(&c->d->workloads_mu);
+}
+
 static zm_log_ctx_t lctx = {.worker = -1, .conn_id = -1, .action = "enrollment"};
 
 static void release_pod(control_t *c, size_t i)
@@ -48,6 +68,7 @@ static void release_pod(control_t *c, size_t i)
     c->pods[i] = c->pods[c->n_pods - 1];
     c->seen[i] = c->seen[c->n_pods - 1];
     c->pods[--c->n_pods] = NULL;
+    publish_workloads(c);
 }
 
 static bool same_netns(int a, int b)
@@ -117,6 +138,7 @@ static const char *add_pod(control_t *c, zm_enroll_msg_t *m)
     c->pods[c->n_pods] = p;
     c->seen[c->n_pods++] = true;
     zm_log(ZM_LOG_INFO, &lctx, "captured %s (%s)", p->uid, p->address);
+    publish_workloads(c);
     return NULL;
 }
 

@@ -35,6 +35,27 @@ static char *dump_config(void *arg)
     return s;
 }
 
+static char *dump_workloads(void *arg)
+{
+    zt_daemon_t *d = arg;
+    pthread_mutex_lock(&d->workloads_mu);
+    char *s = strdup(d->workloads_json ? d->workloads_json : "[]");
+    pthread_mutex_unlock(&d->workloads_mu);
+    return s;
+}
+
+/* The access log sink of log.access_log: stderr, stdout, off or a file. */
+static int open_access_log(const char *where)
+{
+    if (!strcmp(where, "off"))
+        return -1;
+    if (!strcmp(where, "stderr"))
+        return 2;
+    if (!strcmp(where, "stdout"))
+        return 1;
+    return open(where, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
 static char *dump_certs(void *arg)
 {
     return zt_certs_dump(((zt_daemon_t *)arg)->certs);
@@ -82,6 +103,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     zt_daemon_t d = {.config_path = config_path};
+    pthread_mutex_init(&d.workloads_mu, NULL);
     zm_err_t err = {0};
     char buf[1024];
     d.config = zm_config_slot_new(config_path, &err);
@@ -93,6 +115,11 @@ int main(int argc, char **argv)
     zm_log_set_level((zm_log_level_t)zm_log_level_parse(zm_config_log_level_name(cfg->log.level)));
     if (cfg->log.format == ZM_CONFIG_LOG_JSON)
         zm_log_set_format(ZM_LOG_JSON);
+    int access_fd = open_access_log(cfg->log.access_log);
+    if (access_fd < 0 && strcmp(cfg->log.access_log, "off") != 0)
+        fprintf(stderr, "ztunnel: cannot open access log %s: %s\n", cfg->log.access_log,
+                strerror(errno));
+    zm_log_set_access_fd(access_fd);
     d.host_netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     zt_certs_new(&d.certs, cfg->tls.cert_dir, cfg->node.trust_domain);
     zm_metrics_new(&d.metrics);
@@ -110,6 +137,7 @@ int main(int argc, char **argv)
     zt_admin_sources_t src = {
         .config_dump = dump_config,
         .certs = dump_certs,
+        .workloads = dump_workloads,
         .ready = is_ready,
         .metrics = d.metrics,
         .arg = &d,
@@ -140,5 +168,9 @@ int main(int argc, char **argv)
     zm_config_slot_destroy(&d.config);
     if (d.host_netns_fd >= 0)
         close(d.host_netns_fd);
+    if (access_fd > 2)
+        close(access_fd);
+    free(d.workloads_json);
+    pthread_mutex_destroy(&d.workloads_mu);
     return rc;
 }

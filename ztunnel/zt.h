@@ -26,6 +26,7 @@
 #include "workers.h"
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 #define ZT_MARK 0x539 /* ztunnel's own sockets: the capture rules let them pass */
@@ -59,6 +60,10 @@ struct zt_daemon {
     int host_netns_fd; /* the namespace ztunnel started in */
     atomic_bool ready;
     atomic_bool draining;
+    /* The captured pods as JSON for the admin /workloads page: written by
+     * the control thread, read by the admin thread, under workloads_mu. */
+    pthread_mutex_t workloads_mu;
+    char *workloads_json;
 };
 
 /* ---- pods (pods.c) ---- */
