@@ -132,12 +132,11 @@ void zt_outbound_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, s
     struct sockaddr_in *sip = (struct sockaddr_in *)&key.src_ip;
     sip->sin_family = AF_INET;
     sip->sin_addr = wp->pod->ip;
-    char fwd[128];
-    char peer_ip[INET_ADDRSTRLEN] = "";
-    if (peer && peer->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, peer_ip, sizeof(peer_ip));
-    snprintf(fwd, sizeof(fwd), "for=\"%s\"", peer_ip[0] ? peer_ip : wp->pod->address);
-    zm_hbone_header_t headers[] = {{"forwarded", fwd}};
+    char fwd[384], baggage[640], traceparent[64];
+    zt_request_headers(&w->trace_state, wp->pod, src, peer, route.service, fwd, sizeof(fwd),
+                       baggage, sizeof(baggage), traceparent, sizeof(traceparent));
+    zm_hbone_header_t headers[] = {
+        {"forwarded", fwd}, {"baggage", baggage}, {"traceparent", traceparent}};
     if (!tls || zm_tunnel_client(&t, sock, tunnel_done, oc) < 0) {
         zm_log_ctx_t lc = {.worker = -1, .conn_id = -1, .action = "outbound"};
         zm_log_ratelimited(ZM_LOG_WARN, &lc, "no certificate", "%s/%s: no certificate: %s",
@@ -146,8 +145,8 @@ void zt_outbound_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, s
         zt_telemetry_close(&oc->tc, "TLS_FAILURE", "no certificate");
         zt_pod_unref(&oc->pod);
         free(oc);
-    } else if (zm_hbone_pool_open(w->pool, &key, tls, route.authority, headers, 1,
-                                  zm_tunnel_stream_ctx(t), &s) < 0) {
+    } else if (zm_hbone_pool_open(w->pool, &key, tls, route.authority, headers,
+                                  ZM_ARRAY_LEN(headers), zm_tunnel_stream_ctx(t), &s) < 0) {
         zm_tunnel_abort(t, "HBONE pool full");
     } else {
         zm_tunnel_attach(t, s);

@@ -55,6 +55,7 @@ int zt_worker_init(zm_loop_t *loop, unsigned idx, void *arg)
     w->d = d;
     w->loop = loop;
     w->idx = idx;
+    w->trace_state = zm_now_ns() ^ ((uint64_t)(idx + 1) << 48) ^ (uint64_t)(uintptr_t)w;
     const zm_config_t *cfg = zm_config_slot_acquire(d->config);
     zm_hbone_pool_config_t pc = {
         .max_streams_per_conn = cfg->limits.max_streams_per_conn,

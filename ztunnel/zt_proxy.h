@@ -21,6 +21,7 @@ struct zt_worker {
     zm_hbone_pool_t *pool;
     zt_wpod_t *pods;
     uint64_t rr;          /* round-robin cursor for service endpoints */
+    uint64_t trace_state; /* traceparent ids */
     zt_inconn_t *inbound; /* admitted inbound connections, re-checked on policy change */
 };
 
@@ -65,5 +66,13 @@ int zt_orig_dst(int fd, struct sockaddr_in *out);
 
 /* "spiffe://td/ns/NS/sa/SA" into buf. */
 void zt_identity(const zm_config_t *cfg, const char *ns, const char *sa, char *buf, size_t len);
+
+/* forwarded, baggage and traceparent for a CONNECT from pod (src: its
+ * config workload, may be NULL; peer: the application's socket address;
+ * svc: the service dialled, may be NULL). trace_state: a per-worker PRNG. */
+void zt_request_headers(uint64_t *trace_state, const zt_pod_t *pod, const zm_config_workload_t *src,
+                        const struct sockaddr *peer, const zm_config_service_t *svc, char *fwd,
+                        size_t fwd_len, char *baggage, size_t baggage_len, char *traceparent,
+                        size_t tp_len);
 
 #endif
