@@ -1,12 +1,13 @@
 /*
- * hbone.c — HBONE connections and CONNECT streams over nghttp2, in memory.
+ * hbone.c — HBONE connections over nghttp2, in memory.
  *
- * Owns one nghttp2 session per zm_hbone_conn_t, the stream objects (one per
- * CONNECT tunnel, kept as nghttp2 stream user data and in a per-connection
- * list), each stream's bounded send buffer (a list of fixed chunks drawn from
- * a per-connection free list), one scratch arena for the header block being
- * decoded (HPACK blocks never interleave, so one per connection is enough)
- * and one output buffer that coalesces small frames.
+ * Owns one nghttp2 session per zm_hbone_conn_t and everything about the
+ * connection: its nghttp2 callbacks, the scratch arena for the header block
+ * being decoded (HPACK blocks never interleave, so one per connection is
+ * enough), the output buffer that coalesces small frames, feed / output,
+ * keepalive and GOAWAY. The stream objects, their send buffers and the
+ * stream API live in hbone_stream.c; the types both share are in
+ * hbone_int.h.
  *
  * Invariants:
  * - nghttp2_session_mem_recv / mem_send run only in zm_hbone_feed /
@@ -21,90 +22,15 @@
  * - Flow control is manual: DATA counts against the windows until the owner
  *   consumes it. Bytes a stream never consumed are returned to the
  *   connection window when it closes, so a dead stream cannot starve others.
- * - Queued bytes per stream never exceed settings.stream_send_buffer.
  * - on_conn_close fires at most once: on a protocol error (feed returns < 0)
  *   or when nghttp2 wants neither to read nor to write any more.
  *
  * Threading: one thread per connection; nothing is shared between conns.
  */
-#include "hbone.h"
+#include "hbone_int.h"
 
-#include <nghttp2/nghttp2.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHUNK_SIZE (16 * 1024)
-#define OUT_CAP (64 * 1024)
-#define FREE_CHUNKS_MAX 64 /* per connection: 1 MiB kept for reuse */
-#define MAX_SEND_HEADERS 64
-#define NOTICE_LAST_ID ((int32_t)((1u << 31) - 1))
-
-typedef struct chunk {
-    struct chunk *next;
-    uint32_t start, end;
-    uint8_t data[CHUNK_SIZE];
-} chunk_t;
-
-struct zm_hbone_stream {
-    zm_hbone_conn_t *conn;
-    int32_t id;
-    void *ctx;
-    zm_hbone_stream_t *prev, *next;   /* conn->streams */
-    zm_hbone_stream_t *wprev, *wnext; /* conn's on_stream_writable queue */
-    chunk_t *head, *tail;
-    size_t queued;
-    uint64_t unconsumed; /* handed to on_stream_data, not consumed yet */
-    uint32_t reset_code;
-    bool announced;      /* the owner knows it (on_request delivered / opened) */
-    bool can_send;       /* DATA may flow: 2xx sent (server) or received (client) */
-    bool shut_wr;        /* END_STREAM once drained */
-    bool reset;          /* RST_STREAM submitted by us */
-    bool responded;      /* server: respond() done; client: final status seen */
-    bool want_writable;  /* a write returned short; notify below half */
-    bool rst_after_resp; /* server refused: RST_STREAM(NO_ERROR) once it is out */
-    bool wqueued;
-};
-
-enum { GOAWAY_NONE, GOAWAY_NOTICE, GOAWAY_NOTICE_SENT, GOAWAY_FINAL };
-
-struct zm_hbone_conn {
-    nghttp2_session *ng;
-    bool server;
-    zm_hbone_settings_t set;
-    zm_hbone_callbacks_t cb;
-    void *ctx;
-
-    zm_hbone_stream_t *streams; /* every live stream object */
-    unsigned n_streams;
-    zm_hbone_stream_t *free_streams; /* recycled objects, linked by next */
-    unsigned n_free_streams;
-    zm_hbone_stream_t *wq_head, *wq_tail;
-    chunk_t *free_chunks;
-    unsigned n_free_chunks;
-
-    /* Header block being decoded. */
-    char *hbuf;
-    size_t hcap, hlen, hlist;
-    zm_hbone_header_t *hdrs;
-    size_t hdr_cap, n_hdrs;
-    int32_t hdr_stream;
-    const char *method, *authority;
-    int status;
-
-    uint8_t *out;
-    size_t out_len;
-    bool out_returned;   /* out was handed to the owner by zm_hbone_output */
-    const uint8_t *pend; /* a frame from mem_send that did not fit in out */
-    size_t pend_len;
-
-    int goaway_state;
-    uint32_t goaway_code;
-    bool peer_goaway, goaway_sent, failed, close_notified;
-    bool terminated; /* nghttp2 sent a GOAWAY with an error we did not ask for */
-    const char *close_reason;
-    uint64_t last_ack_ms;
-};
 
 void zm_hbone_settings_defaults(zm_hbone_settings_t *s, bool server)
 {
@@ -116,166 +42,7 @@ void zm_hbone_settings_defaults(zm_hbone_settings_t *s, bool server)
     s->stream_send_buffer = 1u << 20;
 }
 
-/* ---- chunks and stream objects ---- */
-
-static chunk_t *chunk_get(zm_hbone_conn_t *c)
-{
-    chunk_t *k = c->free_chunks;
-    if (k) {
-        c->free_chunks = k->next;
-        c->n_free_chunks--;
-    } else if (!(k = malloc(sizeof(*k)))) {
-        return NULL;
-    }
-    k->next = NULL;
-    k->start = k->end = 0;
-    return k;
-}
-
-static void chunk_put(zm_hbone_conn_t *c, chunk_t *k)
-{
-    if (c->n_free_chunks >= FREE_CHUNKS_MAX) {
-        free(k);
-        return;
-    }
-    k->next = c->free_chunks;
-    c->free_chunks = k;
-    c->n_free_chunks++;
-}
-
-static void stream_drop_buffer(zm_hbone_stream_t *s)
-{
-    while (s->head) {
-        chunk_t *k = s->head;
-        s->head = k->next;
-        chunk_put(s->conn, k);
-    }
-    s->tail = NULL;
-    s->queued = 0;
-}
-
-static zm_hbone_stream_t *stream_new(zm_hbone_conn_t *c, void *ctx)
-{
-    zm_hbone_stream_t *s = c->free_streams;
-    if (s) {
-        c->free_streams = s->next;
-        c->n_free_streams--;
-    } else if (!(s = malloc(sizeof(*s)))) {
-        return NULL;
-    }
-    memset(s, 0, sizeof(*s));
-    s->conn = c;
-    s->ctx = ctx;
-    s->next = c->streams;
-    if (c->streams)
-        c->streams->prev = s;
-    c->streams = s;
-    c->n_streams++;
-    return s;
-}
-
-static void wq_remove(zm_hbone_conn_t *c, zm_hbone_stream_t *s)
-{
-    if (!s->wqueued)
-        return;
-    if (s->wprev)
-        s->wprev->wnext = s->wnext;
-    else
-        c->wq_head = s->wnext;
-    if (s->wnext)
-        s->wnext->wprev = s->wprev;
-    else
-        c->wq_tail = s->wprev;
-    s->wprev = s->wnext = NULL;
-    s->wqueued = false;
-}
-
-static void wq_add(zm_hbone_conn_t *c, zm_hbone_stream_t *s)
-{
-    if (s->wqueued)
-        return;
-    s->wqueued = true;
-    s->wnext = NULL;
-    s->wprev = c->wq_tail;
-    if (c->wq_tail)
-        c->wq_tail->wnext = s;
-    else
-        c->wq_head = s;
-    c->wq_tail = s;
-}
-
-/* Unlinks and recycles s; no callback. */
-static void stream_free(zm_hbone_conn_t *c, zm_hbone_stream_t *s)
-{
-    wq_remove(c, s);
-    stream_drop_buffer(s);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->streams = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    c->n_streams--;
-    if (c->n_free_streams < c->set.max_concurrent_streams) {
-        s->next = c->free_streams;
-        c->free_streams = s;
-        c->n_free_streams++;
-    } else {
-        free(s);
-    }
-}
-
-/* The stream is gone for nghttp2: tell the owner, give back the connection
- * window its unconsumed bytes held, recycle. */
-static void stream_release(zm_hbone_conn_t *c, zm_hbone_stream_t *s, uint32_t code)
-{
-    if (s->id > 0 && nghttp2_session_get_stream_user_data(c->ng, s->id) == s)
-        nghttp2_session_set_stream_user_data(c->ng, s->id, NULL);
-    if (s->unconsumed)
-        nghttp2_session_consume_connection(c->ng, (size_t)s->unconsumed);
-    if (s->announced && c->cb.on_stream_close)
-        c->cb.on_stream_close(s, code);
-    stream_free(c, s);
-}
-
-static zm_hbone_stream_t *stream_of(zm_hbone_conn_t *c, int32_t id)
-{
-    return nghttp2_session_get_stream_user_data(c->ng, id);
-}
-
 /* ---- nghttp2 callbacks ---- */
-
-static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
-                            uint32_t *flags, nghttp2_data_source *src, void *ud)
-{
-    zm_hbone_conn_t *c = ud;
-    zm_hbone_stream_t *s = stream_of(c, id);
-    if (!s || !s->can_send)
-        return NGHTTP2_ERR_DEFERRED;
-    size_t n = 0;
-    while (n < length && s->head) {
-        chunk_t *k = s->head;
-        size_t take = ZM_MIN(length - n, (size_t)(k->end - k->start));
-        memcpy(buf + n, k->data + k->start, take);
-        k->start += (uint32_t)take;
-        n += take;
-        if (k->start == k->end) {
-            s->head = k->next;
-            if (!s->head)
-                s->tail = NULL;
-            chunk_put(c, k);
-        }
-    }
-    s->queued -= n;
-    if (s->queued == 0 && s->shut_wr)
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-    else if (n == 0)
-        return NGHTTP2_ERR_DEFERRED;
-    /* Delivered after mem_send returns, where the owner may write freely. */
-    if (s->want_writable && !s->shut_wr && s->queued <= c->set.stream_send_buffer / 2)
-        wq_add(c, s);
-    return (ssize_t)n;
-}
 
 static int on_begin_headers_cb(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
@@ -292,7 +59,7 @@ static int on_begin_headers_cb(nghttp2_session *ng, const nghttp2_frame *f, void
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
         return 0;
     }
-    zm_hbone_stream_t *s = stream_new(c, NULL);
+    zm_hbone_stream_t *s = zm__hbone_stream_new(c, NULL);
     if (!s) {
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
         return 0;
@@ -357,9 +124,9 @@ static void on_response_headers(zm_hbone_conn_t *c, zm_hbone_stream_t *s, const 
     if (!ok) {
         /* Refused: nothing of ours goes out. End our side (or cancel if the
          * peer goes on sending a body) so the stream closes. */
-        stream_drop_buffer(s);
+        zm__hbone_stream_drop_buffer(s);
         s->shut_wr = true;
-        wq_remove(c, s);
+        zm__hbone_wq_remove(c, s);
         if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
             zm_hbone_stream_reset(s, NGHTTP2_CANCEL);
             return;
@@ -372,7 +139,7 @@ static void on_response_headers(zm_hbone_conn_t *c, zm_hbone_stream_t *s, const 
 static int on_frame_recv_cb(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
     zm_hbone_conn_t *c = ud;
-    zm_hbone_stream_t *s = f->hd.stream_id ? stream_of(c, f->hd.stream_id) : NULL;
+    zm_hbone_stream_t *s = f->hd.stream_id ? zm__hbone_stream_of(c, f->hd.stream_id) : NULL;
     switch (f->hd.type) {
     case NGHTTP2_HEADERS:
         if (!s || f->hd.stream_id != c->hdr_stream)
@@ -420,7 +187,7 @@ static int on_data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t id, cons
                             size_t len, void *ud)
 {
     zm_hbone_conn_t *c = ud;
-    zm_hbone_stream_t *s = stream_of(c, id);
+    zm_hbone_stream_t *s = zm__hbone_stream_of(c, id);
     if (!s || !s->announced || s->reset || !c->cb.on_stream_data) {
         nghttp2_session_consume(ng, id, len); /* nobody will: keep the window open */
         return 0;
@@ -433,9 +200,9 @@ static int on_data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t id, cons
 static int on_stream_close_cb(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 {
     zm_hbone_conn_t *c = ud;
-    zm_hbone_stream_t *s = stream_of(c, id);
+    zm_hbone_stream_t *s = zm__hbone_stream_of(c, id);
     if (s)
-        stream_release(c, s, code);
+        zm__hbone_stream_release(c, s, code);
     return 0;
 }
 
@@ -444,7 +211,7 @@ static int on_frame_send_cb(nghttp2_session *ng, const nghttp2_frame *f, void *u
     zm_hbone_conn_t *c = ud;
     if (f->hd.type == NGHTTP2_HEADERS) {
         /* Submitted earlier, the RST would have cancelled the response. */
-        zm_hbone_stream_t *s = stream_of(c, f->hd.stream_id);
+        zm_hbone_stream_t *s = zm__hbone_stream_of(c, f->hd.stream_id);
         if (s && s->rst_after_resp && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
             !nghttp2_session_get_stream_remote_close(ng, s->id)) {
             s->rst_after_resp = false;
@@ -479,7 +246,7 @@ static int on_frame_not_send_cb(nghttp2_session *ng, const nghttp2_frame *f, int
         return 0;
     for (zm_hbone_stream_t *s = c->streams; s; s = s->next) {
         if (s->id == f->hd.stream_id) {
-            stream_release(c, s, s->reset ? s->reset_code : NGHTTP2_REFUSED_STREAM);
+            zm__hbone_stream_release(c, s, s->reset ? s->reset_code : NGHTTP2_REFUSED_STREAM);
             break;
         }
     }
@@ -593,7 +360,7 @@ void zm_hbone_conn_free(zm_hbone_conn_t **cp)
         return;
     *cp = NULL;
     while (c->streams)
-        stream_free(c, c->streams);
+        zm__hbone_stream_free(c, c->streams);
     while (c->free_streams) {
         zm_hbone_stream_t *s = c->free_streams;
         c->free_streams = s->next;
@@ -706,7 +473,7 @@ static void deliver_writable(zm_hbone_conn_t *c)
 {
     while (c->wq_head) {
         zm_hbone_stream_t *s = c->wq_head;
-        wq_remove(c, s);
+        zm__hbone_wq_remove(c, s);
         if (!s->want_writable || s->shut_wr || s->reset)
             continue;
         s->want_writable = false;
@@ -737,193 +504,6 @@ ssize_t zm_hbone_output(zm_hbone_conn_t *c, const uint8_t **data)
 bool zm_hbone_want_output(const zm_hbone_conn_t *c)
 {
     return c->pend || (c->out_len > 0 && !c->out_returned) || nghttp2_session_want_write(c->ng);
-}
-
-/* ---- streams ---- */
-
-unsigned zm_hbone_active_streams(const zm_hbone_conn_t *c)
-{
-    return c->n_streams;
-}
-
-bool zm_hbone_can_open(const zm_hbone_conn_t *c)
-{
-    if (c->server || c->failed || c->peer_goaway || c->goaway_state != GOAWAY_NONE ||
-        c->close_notified || !nghttp2_session_check_request_allowed(c->ng))
-        return false;
-    uint32_t peer =
-        nghttp2_session_get_remote_settings(c->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-    return c->n_streams < ZM_MIN(c->set.max_concurrent_streams, peer);
-}
-
-static nghttp2_nv nv_make(const char *name, const char *value)
-{
-    return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, strlen(name), strlen(value),
-                        NGHTTP2_NV_FLAG_NONE};
-}
-
-static bool headers_ok(const zm_hbone_header_t *h, size_t n)
-{
-    if (n > MAX_SEND_HEADERS - 2)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!h[i].name || !h[i].value || !h[i].name[0] || h[i].name[0] == ':')
-            return false;
-    return true;
-}
-
-zm_hbone_stream_t *zm_hbone_open(zm_hbone_conn_t *c, const char *authority,
-                                 const zm_hbone_header_t *headers, size_t n_headers, void *ctx)
-{
-    if (!authority || !*authority || !headers_ok(headers, n_headers) || !zm_hbone_can_open(c))
-        return NULL;
-    nghttp2_nv nva[MAX_SEND_HEADERS];
-    size_t nn = 0;
-    nva[nn++] = nv_make(":method", "CONNECT");
-    nva[nn++] = nv_make(":authority", authority);
-    for (size_t i = 0; i < n_headers; i++)
-        nva[nn++] = nv_make(headers[i].name, headers[i].value);
-    zm_hbone_stream_t *s = stream_new(c, ctx);
-    if (!s)
-        return NULL;
-    nghttp2_data_provider prd = {.source.ptr = s, .read_callback = data_read_cb};
-    int32_t id = nghttp2_submit_request(c->ng, NULL, nva, nn, &prd, s);
-    if (id < 0) {
-        stream_free(c, s);
-        return NULL;
-    }
-    s->id = id;
-    s->announced = true;
-    return s;
-}
-
-int zm_hbone_respond(zm_hbone_stream_t *s, int status, const zm_hbone_header_t *headers,
-                     size_t n_headers)
-{
-    zm_hbone_conn_t *c = s->conn;
-    if (!c->server || s->responded || s->reset || status < 200 || status > 999 ||
-        !headers_ok(headers, n_headers))
-        return -EINVAL;
-    char st[4];
-    snprintf(st, sizeof(st), "%d", status);
-    nghttp2_nv nva[MAX_SEND_HEADERS];
-    size_t nn = 0;
-    nva[nn++] = nv_make(":status", st);
-    for (size_t i = 0; i < n_headers; i++)
-        nva[nn++] = nv_make(headers[i].name, headers[i].value);
-    int rv;
-    if (status < 300) {
-        nghttp2_data_provider prd = {.source.ptr = s, .read_callback = data_read_cb};
-        s->can_send = true;
-        rv = nghttp2_submit_response(c->ng, s->id, nva, nn, &prd);
-    } else {
-        stream_drop_buffer(s);
-        s->shut_wr = true;
-        wq_remove(c, s);
-        /* RFC 9113 8.1: after a complete response, RST_STREAM(NO_ERROR)
-         * asks the client to stop sending and closes the stream. */
-        s->rst_after_resp = true;
-        rv = nghttp2_submit_response(c->ng, s->id, nva, nn, NULL);
-    }
-    if (rv != 0)
-        return rv == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EPIPE;
-    s->responded = true;
-    return 0;
-}
-
-ssize_t zm_hbone_stream_write(zm_hbone_stream_t *s, const uint8_t *data, size_t len)
-{
-    zm_hbone_conn_t *c = s->conn;
-    if (s->shut_wr || s->reset || c->failed)
-        return -EPIPE;
-    size_t room = c->set.stream_send_buffer - s->queued;
-    if (room == 0) {
-        s->want_writable = true;
-        return ZM_AGAIN;
-    }
-    size_t want = ZM_MIN(len, room), n = 0;
-    while (n < want) {
-        chunk_t *k = s->tail;
-        if (!k || k->end == CHUNK_SIZE) {
-            if (!(k = chunk_get(c)))
-                break;
-            if (s->tail)
-                s->tail->next = k;
-            else
-                s->head = k;
-            s->tail = k;
-        }
-        size_t take = ZM_MIN(want - n, (size_t)(CHUNK_SIZE - k->end));
-        memcpy(k->data + k->end, data + n, take);
-        k->end += (uint32_t)take;
-        n += take;
-    }
-    if (n == 0 && len > 0)
-        return -ENOMEM;
-    s->queued += n;
-    if (n < len)
-        s->want_writable = true;
-    if (s->can_send && n > 0)
-        nghttp2_session_resume_data(c->ng, s->id); /* fails harmlessly if not deferred */
-    return (ssize_t)n;
-}
-
-int zm_hbone_stream_shutdown(zm_hbone_stream_t *s)
-{
-    if (s->reset)
-        return -EPIPE;
-    if (s->shut_wr)
-        return 0;
-    s->shut_wr = true;
-    wq_remove(s->conn, s);
-    if (s->can_send)
-        nghttp2_session_resume_data(s->conn->ng, s->id);
-    return 0;
-}
-
-void zm_hbone_stream_reset(zm_hbone_stream_t *s, uint32_t error_code)
-{
-    if (s->reset)
-        return;
-    s->reset = true;
-    s->reset_code = error_code;
-    stream_drop_buffer(s);
-    wq_remove(s->conn, s);
-    nghttp2_submit_rst_stream(s->conn->ng, NGHTTP2_FLAG_NONE, s->id, error_code);
-}
-
-void zm_hbone_stream_consume(zm_hbone_stream_t *s, size_t n)
-{
-    n = (size_t)ZM_MIN((uint64_t)n, s->unconsumed);
-    if (n == 0)
-        return;
-    s->unconsumed -= n;
-    nghttp2_session_consume(s->conn->ng, s->id, n);
-}
-
-size_t zm_hbone_stream_queued(const zm_hbone_stream_t *s)
-{
-    return s->queued;
-}
-
-void *zm_hbone_stream_ctx(const zm_hbone_stream_t *s)
-{
-    return s->ctx;
-}
-
-void zm_hbone_stream_set_ctx(zm_hbone_stream_t *s, void *ctx)
-{
-    s->ctx = ctx;
-}
-
-zm_hbone_conn_t *zm_hbone_stream_conn(const zm_hbone_stream_t *s)
-{
-    return s->conn;
-}
-
-int32_t zm_hbone_stream_id(const zm_hbone_stream_t *s)
-{
-    return s->id;
 }
 
 /* ---- keepalive and shutdown ---- */
