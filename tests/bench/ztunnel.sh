@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154 # ip_*, netns_*, zt*_pid come from read_status's eval
 # ztunnel.sh BUILD_DIR — the ztunnel benchmark of `make bench` (issue 4).
 #
 # One sandbox (meshctl up, tests/bench/ztunnel-mesh.yaml): a client pod on
@@ -150,7 +151,9 @@ for p in st["pods"]:
 for p in st.get("processes", []):
     if p["kind"] == "ztunnel" and p.get("alive"):
         print("zt%s_pid=%d" % (p["component"][-1], p["pid"]))' "$out")"
-    [ -n "${zt1_pid:-}" ] && [ -n "${zt2_pid:-}" ] || die "no live ztunnel on node-1 and node-2"
+    if [ -z "${zt1_pid:-}" ] || [ -z "${zt2_pid:-}" ]; then
+        die "no live ztunnel on node-1 and node-2"
+    fi
 }
 
 sandbox() {

@@ -178,6 +178,10 @@ def main(results, json_out):
         verdict = "NOT MEASURED" if ok is None else ("MET" if ok else "NOT MET")
         print("  %-42s %-10s %-12s %s" % (name, want, got or "n/a", verdict))
         out_targets.append({"target": name, "want": want, "got": got, "met": ok})
+    for v in VARIANTS:
+        for what in ("wrk_errors", "newconn_errors"):
+            if fig[v][what]:
+                print("note: %s: %d %s (socket errors or non-2xx)" % (v, fig[v][what], what))
     for k in sorted(kv):
         if k.startswith("note."):
             print("note: " + kv[k])
