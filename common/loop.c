@@ -160,6 +160,8 @@ unsigned zm__chunks_available(const zm_loop_t *loop)
     return loop->chunks_idle + (loop->cfg.send_chunk_count - loop->chunks_made);
 }
 
+#define ZM_LOOP_CHUNK_CACHE 128u /* idle send chunks kept: 2 MiB at 16 KiB */
+
 struct chunk *zm__chunk_get(zm_loop_t *loop)
 {
     struct chunk *c = loop->chunk_free;
@@ -181,6 +183,13 @@ struct chunk *zm__chunk_get(zm_loop_t *loop)
 
 void zm__chunk_put(zm_loop_t *loop, struct chunk *c)
 {
+    /* Keep a warm cache, give the rest back: a burst must not pin the
+     * whole pool's worth of memory for the life of the process. */
+    if (loop->chunks_idle >= ZM_LOOP_CHUNK_CACHE) {
+        free(c);
+        loop->chunks_made--;
+        return;
+    }
     c->next = loop->chunk_free;
     loop->chunk_free = c;
     loop->chunks_idle++;
@@ -383,11 +392,10 @@ int zm_loop_new(zm_loop_t **out, const zm_loop_config_t *cfg)
         loop->ops[i].next_free = loop->op_free;
         loop->op_free = i;
     }
-    for (uint32_t i = c->max_socks; i-- > 0;) {
-        loop->socks[i].next_free = loop->sock_free;
-        loop->socks[i].idx = i;
-        loop->sock_free = i;
-    }
+    /* Socket slots are handed out from sock_fresh upwards before any is
+     * recycled, so calloc's pages stay untouched (not resident) until a
+     * loop really holds that many sockets. */
+    loop->sock_fresh = 0;
     loop->ops_used = 0;
     if ((rc = bufs_init(loop)) < 0)
         goto fail;

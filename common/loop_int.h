@@ -123,6 +123,7 @@ struct zm_loop {
 
     zm_sock_t *socks;
     uint32_t sock_free;
+    uint32_t sock_fresh; /* slots [sock_fresh, max_socks) never used: untouched memory */
     unsigned socks_open;
     zm_sock_t *ready_head, *ready_tail;
     zm_sock_t *nobufs_head;

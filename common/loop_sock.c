@@ -34,10 +34,16 @@ static void hard_close(zm_sock_t *s, int err);
 static zm_sock_t *sock_alloc(zm_loop_t *loop, int fd, const zm_sock_handlers_t *h, void *ctx)
 {
     uint32_t i = loop->sock_free;
-    if (i == OP_NONE)
+    zm_sock_t *s;
+    if (i != OP_NONE) {
+        s = &loop->socks[i];
+        loop->sock_free = s->next_free;
+    } else if (loop->sock_fresh < loop->cfg.max_socks) {
+        i = loop->sock_fresh++;
+        s = &loop->socks[i];
+    } else {
         return NULL;
-    zm_sock_t *s = &loop->socks[i];
-    loop->sock_free = s->next_free;
+    }
     memset(s, 0, sizeof(*s));
     s->idx = i;
     s->loop = loop;

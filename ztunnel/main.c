@@ -130,6 +130,9 @@ int main(int argc, char **argv)
         .drain = zt_worker_drain,
         .fini = zt_worker_fini,
         .arg = &d,
+        /* 256 x 16 KiB receive buffers per worker: bytes are handed on as
+         * soon as they arrive, so a deep ring only costs resident memory. */
+        .loop = {.recv_buf_count = 256},
     };
     d.n_workers = cfg->workers ? cfg->workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     wc.count = d.n_workers;
