@@ -180,12 +180,18 @@ static void reap(agent_t *a)
             a->backoff_ms = BACKOFF_MIN_MS;
         else if ((a->backoff_ms *= 2) > BACKOFF_MAX_MS)
             a->backoff_ms = BACKOFF_MAX_MS;
+        char why[160];
         if (WIFSIGNALED(status))
-            agent_log("ztunnel pid %ld killed by signal %d after %llu ms: restarting in %d ms",
-                      (long)r, WTERMSIG(status), (unsigned long long)lived, a->backoff_ms);
+            snprintf(why, sizeof(why), "ztunnel pid %ld killed by signal %d after %llu ms", (long)r,
+                     WTERMSIG(status), (unsigned long long)lived);
         else
-            agent_log("ztunnel pid %ld exited with %d after %llu ms: restarting in %d ms", (long)r,
-                      WEXITSTATUS(status), (unsigned long long)lived, a->backoff_ms);
+            snprintf(why, sizeof(why), "ztunnel pid %ld exited with %d after %llu ms", (long)r,
+                     WEXITSTATUS(status), (unsigned long long)lived);
+        agent_log("%s: restarting in %d ms", why, a->backoff_ms);
+        /* Until a snapshot succeeds again, up and apply report this. */
+        char text[300];
+        snprintf(text, sizeof(text), "%s (see logs/ztunnel-%s.log)\n", why, a->node);
+        mc_write_file(a->f_err, text);
         a->child = 0;
         a->restarts++;
         a->next_start_ms = now + (uint64_t)a->backoff_ms;
