@@ -32,6 +32,7 @@ enum {
     F_CA = 1u << 7,
     F_ID = 1u << 8,
     F_TTL = 1u << 9,
+    F_NODE = 1u << 10,
 };
 
 typedef struct flag_spec {
@@ -47,6 +48,7 @@ static const flag_spec_t FLAGS[] = {
     {F_STATE, NULL, "--state", "DIR"},    {F_JSON, NULL, "--json", NULL},
     {F_FORCE, NULL, "--force", NULL},     {F_CA, NULL, "--ca", "DIR"},
     {F_ID, NULL, "--id", "SPIFFE-ID"},    {F_TTL, NULL, "--ttl", "DURATION"},
+    {F_NODE, NULL, "--node", "NODE"},
 };
 
 typedef struct verb_spec {
@@ -146,6 +148,15 @@ static const verb_spec_t VERBS[] = {
      "Stops every process of the sandbox and removes the namespaces, links and\n"
      "files it created.\n"
      "\n" STATE_HELP},
+    /* Internal, hence missing from TOP_USAGE: `up` runs one per node. */
+    {MC_VERB_NODE_AGENT, "node-agent", F_STATE | F_NODE, F_STATE | F_NODE, NULL, false,
+     mc_verb_node_agent,
+     "Usage: meshctl node-agent --state DIR --node NODE\n"
+     "\n"
+     "Internal: the sandbox's per-node agent that 'meshctl up' starts inside the\n"
+     "node's namespace. It runs the node's ztunnel, restarts it when it exits,\n"
+     "and sends it the node's ambient pods whenever it (re)connects or on SIGHUP.\n"
+     "\n" STATE_HELP "  --node NODE     the node to serve\n"},
 };
 
 static const char TOP_USAGE[] =
@@ -303,6 +314,9 @@ static int apply_flag(const verb_spec_t *vs, const flag_spec_t *f, const char *v
         return 0;
     case F_CA:
         o->ca_dir = v;
+        return 0;
+    case F_NODE:
+        o->node = v;
         return 0;
     case F_JSON:
         o->json = true;

@@ -11,7 +11,7 @@
  * STATE/net.json belongs to sandbox_net.c; both are removed by down.
  * Layout under STATE: ca/ (the CA, kept across down when up found it
  * there), certs/<ns>/<sa>/, config/<name>.cfg, logs/<component>.log,
- * run/<node>/ztunnel.sock.
+ * run/<node>/ztunnel.sock and the node agent's files (below).
  *
  * Daemons: zm-echo, ztunnel and waypoint are looked up next to the meshctl
  * executable (build/config/meshctl → build/config/echo/zm-echo,
@@ -79,6 +79,51 @@ typedef struct mc_agent_pod {
  * 0, -ETIMEDOUT, -EREMOTEIO (a nack: err has ztunnel's reason), -errno. */
 int mc_agent_sync(const char *sock_path, const mc_agent_pod_t *pods, size_t n, int timeout_ms,
                   zm_err_t *err);
+/* The two halves of mc_agent_sync, for a connection kept open: connect
+ * (retrying while nobody listens; -ETIMEDOUT then), and one snapshot on an
+ * open connection (the socket stays open either way). */
+int mc_agent_connect(const char *sock_path, int timeout_ms);
+int mc_agent_send_snapshot(int sock, const mc_agent_pod_t *pods, size_t n, int timeout_ms,
+                           zm_err_t *err);
+
+/* ---- the per-node agent process (sandbox_agent_loop.c, sandbox_agent_ctl.c) ----
+ *
+ * `meshctl node-agent --state DIR --node NODE` (started by up inside the
+ * node's namespace, recorded in sandbox.json "procs" with kind "agent" and
+ * "node") is the node's kubelet and CNI agent: it runs the node's ztunnel,
+ * restarts it when it exits, and sends it the node's ambient pods (read
+ * from sandbox.json) each time it connects and on SIGHUP. It talks to the
+ * other verbs through files under STATE/run/<node>/, each replaced
+ * atomically:
+ *   ztunnel.pid  "<pid> <start-time> <restarts>": the ztunnel it runs now;
+ *   agent.ready  "<seq> <ztunnel-pid>": the last snapshot ztunnel acked;
+ *                seq is the highest SIGHUP sequence (sigqueue value) the
+ *                snapshot covers, 0 for the first one;
+ *   agent.error  the last enrollment failure (removed on success). */
+#define MC_AGENT_ZTUNNEL_FILE "ztunnel.pid"
+#define MC_AGENT_READY_FILE "agent.ready"
+#define MC_AGENT_ERROR_FILE "agent.error"
+
+struct json_t;
+
+/* Runs the agent until SIGTERM/SIGINT (then stops its ztunnel): 0, or
+ * -errno when it cannot start (err filled). Logs to stderr. */
+int mc_agent_run(const char *state_dir, const char *node, zm_err_t *err);
+
+/* STATE/run/<node>/<name>. */
+int mc_agent_file(const char *state_dir, const char *node, const char *name, char *buf, size_t len);
+/* The agent's files: 0, or -ENOENT / -EBADMSG. */
+int mc_agent_read_ztunnel(const char *state_dir, const char *node, long *pid,
+                          unsigned long long *start, long *restarts);
+int mc_agent_read_ready(const char *state_dir, const char *node, long *seq, long *zt_pid);
+
+/* up: waits (bounded) until every agent in st's procs acked a first
+ * snapshot; -ETIMEDOUT or -ESRCH (an agent exited) with err naming its log. */
+int mc_agent_wait_ready(const char *state_dir, struct json_t *st, int timeout_ms, zm_err_t *err);
+/* apply / delete: signals every live agent to send a new snapshot and waits
+ * (bounded) until each is acked. -ESRCH when no agent runs (the caller
+ * enrolls directly then). */
+int mc_agent_notify(const char *state_dir, struct json_t *st, int timeout_ms, zm_err_t *err);
 
 /* ---- sandbox state (sandbox_state_json.c) ---- */
 

@@ -3,8 +3,11 @@
  * network namespace to that node's ztunnel over the enrollment socket
  * (common/enroll.h), then say the snapshot is complete.
  *
- * One connection per sync; each message waits for its ack, bounded by a
- * receive timeout on the socket, so a ztunnel that hangs never hangs `up`.
+ * mc_agent_sync is one connection per sync (the fallback when no node agent
+ * runs); the node agent (sandbox_agent_loop.c) keeps one connection open
+ * and sends each snapshot on it with mc_agent_send_snapshot. Each message
+ * waits for its ack, bounded by a receive timeout on the socket, so a
+ * ztunnel that hangs never hangs `up`.
  * The namespace fd of each add is ours until sent and closed right after:
  * ztunnel got its own copy through SCM_RIGHTS.
  */
@@ -63,14 +66,17 @@ static int open_ns(const char *netns)
     return fd < 0 ? -errno : fd;
 }
 
-int mc_agent_sync(const char *sock_path, const mc_agent_pod_t *pods, size_t n, int timeout_ms,
-                  zm_err_t *err)
+int mc_agent_connect(const char *sock_path, int timeout_ms)
 {
     int sock = connect_bounded(sock_path, timeout_ms);
-    if (sock < 0) {
-        zm_err_set(err, NULL, 0, "enrollment socket %s: %s", sock_path, strerror(-sock));
+    if (sock < 0)
         return sock == -ENOENT || sock == -ECONNREFUSED ? -ETIMEDOUT : sock;
-    }
+    return sock;
+}
+
+int mc_agent_send_snapshot(int sock, const mc_agent_pod_t *pods, size_t n, int timeout_ms,
+                           zm_err_t *err)
+{
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -103,6 +109,18 @@ int mc_agent_sync(const char *sock_path, const mc_agent_pod_t *pods, size_t n, i
         else
             rc = wait_ack(sock, "snapshot_sent", err);
     }
-    close(sock);
     return rc < 0 ? rc : 0;
+}
+
+int mc_agent_sync(const char *sock_path, const mc_agent_pod_t *pods, size_t n, int timeout_ms,
+                  zm_err_t *err)
+{
+    int sock = connect_bounded(sock_path, timeout_ms);
+    if (sock < 0) {
+        zm_err_set(err, NULL, 0, "enrollment socket %s: %s", sock_path, strerror(-sock));
+        return sock == -ENOENT || sock == -ECONNREFUSED ? -ETIMEDOUT : sock;
+    }
+    int rc = mc_agent_send_snapshot(sock, pods, n, timeout_ms, err);
+    close(sock);
+    return rc;
 }

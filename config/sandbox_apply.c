@@ -11,7 +11,9 @@
  * moved one is added (namespace, app, readiness); a pod whose ports changed
  * gets its app restarted. Then every namespace's service rules and hosts
  * files are replaced, certificates issued for new identities, and the
- * configs rewritten (running daemons reload them on change).
+ * configs rewritten (running daemons reload them on change), and each
+ * node agent is signalled to send its ztunnel the new pod set (apply waits
+ * for the acks).
  *
  * Limits: the node set cannot change on a running sandbox (down and up);
  * deleting single objects out of a file that stays in the set is not
@@ -27,6 +29,7 @@
 #include <string.h>
 
 #define READY_TIMEOUT_MS 10000
+#define ENROLL_TIMEOUT_MS 15000
 
 static bool under(const char *path, const char *dir)
 {
@@ -223,8 +226,13 @@ int mc_sandbox_apply(const char *state_dir, const char *const *files, size_t nfi
         rc = mc_run_compile(&r, err);
     if (rc >= 0)
         rc = mc_run_wait_ready(&r, added, n_added, READY_TIMEOUT_MS, err);
-    if (rc >= 0)
-        rc = mc_run_enroll_all(&r, err);
+    if (rc >= 0) {
+        /* The node agents send the new snapshot; without them (a sandbox
+         * from an older meshctl) meshctl enrolls directly. */
+        rc = mc_agent_notify(state_dir, r.st, ENROLL_TIMEOUT_MS, err);
+        if (rc == -ESRCH)
+            rc = mc_run_enroll_all(&r, err);
+    }
     free(added);
     if (rc >= 0)
         fprintf(out,

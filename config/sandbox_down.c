@@ -1,7 +1,8 @@
 /*
  * sandbox_down.c — `meshctl down` and `meshctl exec`.
  *
- * down: stop the processes sandbox.json lists (daemons first, then apps),
+ * down: stop the processes sandbox.json lists (node agents, which stop
+ * their ztunnels, then the other daemons, then apps),
  * then mc_net_down (which also stops what net.json recorded and whatever
  * still runs in the prefix's namespaces, and sweeps the prefix), then
  * remove the files up made: config/, certs/, logs/, run/, ca/ when up
@@ -78,7 +79,10 @@ int mc_sandbox_down(const char *state_dir, zm_err_t *err)
         return rc;
     }
     const char *prefix = json_string_value(json_object_get(st, "prefix"));
-    /* Daemons before apps: a ztunnel never sees its pods vanish under it. */
+    /* Agents first (each stops its ztunnel; nothing restarts it then), then
+     * the other daemons, then apps: a ztunnel never sees its pods vanish
+     * under it. */
+    stop_kind(st, "agent", true);
     stop_kind(st, "app", false);
     stop_kind(st, "app", true);
     rc = mc_net_down(state_dir, prefix, err);

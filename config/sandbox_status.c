@@ -7,7 +7,10 @@
  * JSON shape: {"state_dir","prefix","files":[...],"dataplane","nodes":[...],
  * "pods":[{name,namespace,node,ip,ambient,netns,netns_exists,waypoint,
  * app:{pid,alive,log}|null}], "waypoints":[...], "services":[...],
- * "processes":[{component,kind,pid,alive,netns,log}]}.
+ * "processes":[{component,kind,pid,alive,netns,log}]}: what sandbox.json
+ * records (node agents also carry "node"), and after each agent the
+ * ztunnel it runs now, {component "ztunnel-<node>", kind "ztunnel", pid,
+ * alive, ready (it acked the agent's pods), restarts, node, netns, log}.
  */
 #include "sandbox.h"
 
@@ -40,6 +43,29 @@ static const char *s_of(json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));
     return s ? s : "";
+}
+
+/* The ztunnel an agent runs now (STATE/run/<node>/ztunnel.pid): ready
+ * once it acked the agent's snapshot (agent.ready names it). Nothing while
+ * the agent is between two ztunnels. */
+static void add_ztunnel(const char *state_dir, json_t *agent, json_t *procs)
+{
+    const char *node = s_of(agent, "node");
+    long pid = 0, restarts = 0, seq = 0, ready_pid = 0;
+    unsigned long long start = 0;
+    if (mc_agent_read_ztunnel(state_dir, node, &pid, &start, &restarts) < 0)
+        return;
+    bool alive = mc_sandbox_pid_alive(pid, start);
+    bool ready =
+        alive && mc_agent_read_ready(state_dir, node, &seq, &ready_pid) == 0 && ready_pid == pid;
+    char comp[300], log[4096];
+    snprintf(comp, sizeof(comp), "ztunnel-%s", node);
+    mc_sandbox_log_path(state_dir, comp, log, sizeof(log));
+    json_array_append_new(procs,
+                          json_pack("{s:s, s:s, s:I, s:b, s:b, s:I, s:s, s:O?, s:s}", "component",
+                                    comp, "kind", "ztunnel", "pid", (json_int_t)pid, "alive", alive,
+                                    "ready", ready, "restarts", (json_int_t)restarts, "node", node,
+                                    "netns", json_object_get(agent, "netns"), "log", log));
 }
 
 /* Adds live facts to a copy of the state. */
@@ -76,11 +102,15 @@ static json_t *build(const char *state_dir, json_t *st)
     json_t *v;
     json_array_foreach(json_object_get(st, "procs"), i, v)
     {
-        json_array_append_new(
-            procs, json_pack("{s:O?, s:O?, s:O?, s:b, s:O?, s:O?}", "component",
-                             json_object_get(v, "component"), "kind", json_object_get(v, "kind"),
-                             "pid", json_object_get(v, "pid"), "alive", proc_alive(v), "netns",
-                             json_object_get(v, "netns"), "log", json_object_get(v, "log")));
+        json_t *p = json_pack("{s:O?, s:O?, s:O?, s:b, s:O?, s:O?}", "component",
+                              json_object_get(v, "component"), "kind", json_object_get(v, "kind"),
+                              "pid", json_object_get(v, "pid"), "alive", proc_alive(v), "netns",
+                              json_object_get(v, "netns"), "log", json_object_get(v, "log"));
+        if (json_object_get(v, "node"))
+            json_object_set(p, "node", json_object_get(v, "node"));
+        json_array_append_new(procs, p);
+        if (!strcmp(s_of(v, "kind"), "agent") && json_object_get(v, "node"))
+            add_ztunnel(state_dir, v, procs);
     }
     json_object_set_new(out, "pods", pods);
     json_object_set_new(out, "waypoints", wps);
@@ -132,9 +162,19 @@ static void print_text(json_t *s, FILE *out)
     }
     fprintf(out, "\nPROCESS                        KIND      PID      HEALTH\n");
     json_array_foreach(json_object_get(s, "processes"), i, v)
-        fprintf(out, "%-30s %-9s %-8lld %s\n", s_of(v, "component"), s_of(v, "kind"),
-                (long long)json_integer_value(json_object_get(v, "pid")),
-                json_is_true(json_object_get(v, "alive")) ? "alive" : "DEAD");
+    {
+        json_t *ready = json_object_get(v, "ready");
+        const char *health = !json_is_true(json_object_get(v, "alive")) ? "DEAD"
+                             : !ready                                   ? "alive"
+                             : json_is_true(ready)                      ? "ready"
+                                                                        : "starting";
+        long long restarts = json_integer_value(json_object_get(v, "restarts"));
+        fprintf(out, "%-30s %-9s %-8lld %s", s_of(v, "component"), s_of(v, "kind"),
+                (long long)json_integer_value(json_object_get(v, "pid")), health);
+        if (restarts)
+            fprintf(out, " (%lld restarts)", restarts);
+        fputc('\n', out);
+    }
 }
 
 int mc_sandbox_status(const char *state_dir, bool as_json, FILE *out, zm_err_t *err)

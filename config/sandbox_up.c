@@ -7,12 +7,15 @@
  *   3. mc_net_up: namespaces, bridge, veths, service rules, hosts files;
  *   4. CA and workload certificates, compiled configs;
  *   5. every pod's app, then wait until each one listens;
- *   6. daemons, when their binaries exist: a ztunnel per node (then meshctl
- *      acts as the node's agent and enrolls the node's ambient pods), a
+ *   6. daemons, when their binaries exist: a node agent per node (`meshctl
+ *      node-agent`, in the node's namespace: it runs, restarts and enrolls
+ *      the node's ztunnel; up waits until every ztunnel acked its pods), a
  *      waypoint per waypoint Gateway in its pseudo pod's namespace.
  *
  * ztunnel's enrollment socket is STATE/run/<node>/ztunnel.sock, written
- * into its config (node.enroll_socket) by mc_run_compile.
+ * into its config (node.enroll_socket) by mc_run_compile. mc_run_enroll_*
+ * below is the direct way (one connection per sync), used by apply when no
+ * agent runs.
  *
  * The test hook ZMESH_TEST_DIE_AFTER=N makes the process SIGKILL itself
  * after N network creation steps, leaving the state as a real crash would.
@@ -32,6 +35,7 @@
 
 #define READY_TIMEOUT_MS 10000
 #define ENROLL_TIMEOUT_MS 5000
+#define AGENT_READY_TIMEOUT_MS 15000
 
 static json_t *abs_paths(const char *const *files, size_t n)
 {
@@ -44,7 +48,7 @@ static json_t *abs_paths(const char *const *files, size_t n)
 }
 
 static int spawn_daemon(mc_run_t *r, const char *kind, const char *component, const char *netns,
-                        char *const argv[], zm_err_t *err)
+                        char *const argv[], const char *node, zm_err_t *err)
 {
     char log[4096];
     mc_sandbox_log_path(r->state_dir, component, log, sizeof(log));
@@ -57,6 +61,10 @@ static int spawn_daemon(mc_run_t *r, const char *kind, const char *component, co
                                     "kind", kind, "pid", (json_int_t)pid, "start",
                                     (json_int_t)mc_proc_start_time(pid), "netns", netns, "log",
                                     log));
+    if (node) /* an agent: apply and status find it by its node */
+        json_object_set_new(json_array_get(json_object_get(r->st, "procs"),
+                                           json_array_size(json_object_get(r->st, "procs")) - 1),
+                            "node", json_string(node));
     return mc_sandbox_save(r->state_dir, r->st);
 }
 
@@ -106,6 +114,37 @@ int mc_run_enroll_all(mc_run_t *r, zm_err_t *err)
     return rc;
 }
 
+/* One node agent per node (it runs the node's ztunnel and enrolls the
+ * node's pods, see sandbox_agent_loop.c), then wait until every ztunnel
+ * acked its first snapshot: up returns with the mesh capturing. */
+static int start_agents(mc_run_t *r, zm_err_t *err)
+{
+    char self[PATH_MAX], state[PATH_MAX], dir[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (len <= 0 || !realpath(r->state_dir, state)) {
+        zm_err_set(err, NULL, 0, "cannot locate meshctl itself or %s", r->state_dir);
+        return -ENOENT;
+    }
+    self[len] = '\0';
+    snprintf(dir, sizeof(dir), "%s/run", r->state_dir);
+    mkdir(dir, 0755);
+    const mc_model_t *m = r->model;
+    int rc = 0;
+    for (size_t i = 0; i < m->n_nodes && rc >= 0; i++) {
+        const mc_node_t *node = &m->nodes[i];
+        char comp[300], netns[MC_NET_NETNS_MAX + 1];
+        snprintf(dir, sizeof(dir), "%s/run/%s", r->state_dir, node->name);
+        mkdir(dir, 0755);
+        snprintf(comp, sizeof(comp), "agent-%s", node->name);
+        mc_net_node_netns(r->prefix, node->name, netns, sizeof(netns));
+        char *argv[] = {self, "node-agent", "--state", state, "--node", (char *)node->name, NULL};
+        rc = spawn_daemon(r, "agent", comp, netns, argv, node->name, err);
+    }
+    if (rc >= 0)
+        rc = mc_agent_wait_ready(r->state_dir, r->st, AGENT_READY_TIMEOUT_MS, err);
+    return rc;
+}
+
 static int start_daemons(mc_run_t *r, zm_err_t *err)
 {
     char zt[4096], wp[4096];
@@ -118,23 +157,8 @@ static int start_daemons(mc_run_t *r, zm_err_t *err)
         json_string(have_zt ? "ztunnel per node" : "no ztunnel binary: pods talk directly"));
     int rc = mc_sandbox_save(r->state_dir, r->st);
     const mc_model_t *m = r->model;
-    for (size_t i = 0; i < m->n_nodes && have_zt && rc >= 0; i++) {
-        const mc_node_t *node = &m->nodes[i];
-        char comp[300], cfg[4096], cfgname[256], netns[MC_NET_NETNS_MAX + 1], sock[4096];
-        snprintf(comp, sizeof(comp), "ztunnel-%s", node->name);
-        mc_compile_ztunnel_name(node, cfgname, sizeof(cfgname));
-        snprintf(cfg, sizeof(cfg), "%s/config/%s", r->state_dir, cfgname);
-        snprintf(sock, sizeof(sock), "%s/run", r->state_dir);
-        mkdir(sock, 0755);
-        snprintf(sock, sizeof(sock), "%s/run/%s", r->state_dir, node->name);
-        mkdir(sock, 0755);
-        snprintf(sock, sizeof(sock), "%s/run/%s/ztunnel.sock", r->state_dir, node->name);
-        mc_net_node_netns(r->prefix, node->name, netns, sizeof(netns));
-        char *argv[] = {zt, "--config", cfg, NULL};
-        rc = spawn_daemon(r, "ztunnel", comp, netns, argv, err);
-        if (rc >= 0)
-            rc = mc_run_enroll_node(r, node, sock, err);
-    }
+    if (rc >= 0 && have_zt)
+        rc = start_agents(r, err);
     for (size_t i = 0; i < m->n_gateways && have_zt && have_wp && rc >= 0; i++) {
         const mc_gateway_t *gw = &m->gateways[i];
         if (!gw->is_waypoint || !gw->pod)
@@ -145,7 +169,7 @@ static int start_daemons(mc_run_t *r, zm_err_t *err)
         snprintf(cfg, sizeof(cfg), "%s/config/%s", r->state_dir, cfgname);
         mc_net_pod_netns(r->prefix, gw->pod->meta.ns, gw->pod->meta.name, netns, sizeof(netns));
         char *argv[] = {wp, "--config", cfg, NULL};
-        rc = spawn_daemon(r, "waypoint", comp, netns, argv, err);
+        rc = spawn_daemon(r, "waypoint", comp, netns, argv, NULL, err);
     }
     return rc;
 }

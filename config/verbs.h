@@ -48,6 +48,7 @@ typedef enum mc_verb {
     MC_VERB_STATUS,
     MC_VERB_LOGS,
     MC_VERB_DOWN,
+    MC_VERB_NODE_AGENT, /* internal: started by `up`, not in the usage */
     MC_VERB_COUNT
 } mc_verb_t;
 
@@ -74,6 +75,7 @@ typedef struct mc_opts {
     char **cmd;               /* exec: the words after --, NULL-terminated */
     size_t ncmd;              /* >= 1 for exec */
     const char *component;    /* logs COMPONENT */
+    const char *node;         /* node-agent --node NODE */
     const char *help;         /* set when the parse asked for help: the text */
 } mc_opts_t;
 
@@ -90,5 +92,6 @@ int mc_verb_exec(const mc_opts_t *o);
 int mc_verb_status(const mc_opts_t *o);
 int mc_verb_logs(const mc_opts_t *o);
 int mc_verb_down(const mc_opts_t *o);
+int mc_verb_node_agent(const mc_opts_t *o);
 
 #endif
