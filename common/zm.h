@@ -20,7 +20,7 @@
 #define ZM_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define ZM_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define ZM_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define ZM_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define ZM_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* A set-up error: message plus where it came from (file may be empty). */
 typedef struct zm_err {
@@ -35,6 +35,11 @@ int zm_err_set(zm_err_t *err, const char *file, int line, const char *fmt, ...)
 
 /* "file:line: message", or just "message" when no file is known. */
 const char *zm_err_str(const zm_err_t *err, char *buf, size_t len);
+
+struct sockaddr_in;
+/* "10.1.2.3:8080" → IPv4 socket address; -EINVAL unless exactly ip:port
+ * with a port in 1..65535. */
+int zm_parse_ipv4_port(const char *s, struct sockaddr_in *out);
 
 /* Monotonic clock in nanoseconds / milliseconds. */
 uint64_t zm_now_ns(void);

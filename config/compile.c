@@ -18,8 +18,7 @@
 
 #define DEFAULT_CERT_DIR "/var/run/zmesh/certs"
 
-/* A libconfig string literal: quotes, backslashes and control bytes escaped. */
-static void put_str(zm_strbuf_t *out, const char *s)
+void mc_cfg_put_str(zm_strbuf_t *out, const char *s)
 {
     zm_strbuf_appendc(out, '"');
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
@@ -36,7 +35,7 @@ static void put_str(zm_strbuf_t *out, const char *s)
 static void put_kv(zm_strbuf_t *out, const char *key, const char *value)
 {
     zm_strbuf_appendf(out, " %s = ", key);
-    put_str(out, value);
+    mc_cfg_put_str(out, value);
     zm_strbuf_appendc(out, ';');
 }
 
@@ -87,9 +86,9 @@ static void put_workload(zm_strbuf_t *out, const mc_pod_t *p)
     zm_strbuf_appends(out, "\n    labels = (");
     for (size_t i = 0; i < p->meta.labels.n; i++) {
         zm_strbuf_appends(out, i ? ", [" : " [");
-        put_str(out, p->meta.labels.items[i].key);
+        mc_cfg_put_str(out, p->meta.labels.items[i].key);
         zm_strbuf_appends(out, ", ");
-        put_str(out, p->meta.labels.items[i].value);
+        mc_cfg_put_str(out, p->meta.labels.items[i].value);
         zm_strbuf_appendc(out, ']');
     }
     zm_strbuf_appends(out, " ); }");

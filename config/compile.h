@@ -28,6 +28,10 @@ typedef struct mc_compile_opts {
     const char *run_dir;
 } mc_compile_opts_t;
 
+/* Appends s as a libconfig string literal (quotes, backslashes and control
+ * bytes escaped). */
+void mc_cfg_put_str(zm_strbuf_t *out, const char *s);
+
 /* Appends the ztunnel config of node to out. */
 int mc_compile_ztunnel(const mc_model_t *m, const mc_node_t *node, const mc_compile_opts_t *o,
                        zm_strbuf_t *out);

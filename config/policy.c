@@ -10,6 +10,7 @@
  * ztunnel skips empty matches, so such a clause never holds). Ports and
  * addresses that do not parse are dropped as istiod drops them.
  */
+#include "compile.h"
 #include "policy_int.h"
 
 #include <arpa/inet.h>
@@ -463,20 +464,6 @@ void mc_policy_warnings_free(mc_warning_t **w, size_t n)
 /* ------------------------------------------------------------------ */
 /* libconfig text                                                      */
 
-static void put_str(zm_strbuf_t *out, const char *s)
-{
-    zm_strbuf_appendc(out, '"');
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\')
-            zm_strbuf_appendf(out, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            zm_strbuf_appendf(out, "\\x%02x", *p);
-        else
-            zm_strbuf_appendc(out, (char)*p);
-    }
-    zm_strbuf_appendc(out, '"');
-}
-
 static void put_strmatches(zm_strbuf_t *out, const char *key, const zm_config_strmatches_t *l)
 {
     if (!l->n)
@@ -494,7 +481,7 @@ static void put_strmatches(zm_strbuf_t *out, const char *key, const zm_config_st
             return;
         }
         zm_strbuf_appends(out, i ? ", " : " ");
-        put_str(out, s);
+        mc_cfg_put_str(out, s);
         free(s);
     }
     zm_strbuf_appends(out, " ];");
@@ -558,16 +545,16 @@ static void put_policy(zm_strbuf_t *out, const zm_config_policy_t *p)
 {
     static const char *const scopes[] = {"global", "namespace", "workload"};
     zm_strbuf_appends(out, "  { name = ");
-    put_str(out, p->name);
+    mc_cfg_put_str(out, p->name);
     zm_strbuf_appends(out, "; namespace = ");
-    put_str(out, p->ns);
+    mc_cfg_put_str(out, p->ns);
     zm_strbuf_appendf(out, "; scope = \"%s\"; action = \"%s\";", scopes[p->scope],
                       p->action == ZM_CONFIG_ACTION_DENY ? "deny" : "allow");
     if (p->scope == ZM_CONFIG_SCOPE_WORKLOAD) {
         zm_strbuf_appends(out, "\n    workloads = [");
         for (size_t i = 0; i < p->n_workloads; i++) {
             zm_strbuf_appends(out, i ? ", " : " ");
-            put_str(out, p->workloads[i]);
+            mc_cfg_put_str(out, p->workloads[i]);
         }
         zm_strbuf_appends(out, p->n_workloads ? " ];" : "];");
     }

@@ -30,24 +30,6 @@ typedef struct in_conn {
     struct sockaddr_in peer; /* the source pod's address (it dials from its netns) */
 } in_conn_t;
 
-static int parse_authority(const char *a, struct sockaddr_in *out)
-{
-    char host[64];
-    const char *colon = a ? strrchr(a, ':') : NULL;
-    if (!colon || colon == a || (size_t)(colon - a) >= sizeof(host))
-        return -EINVAL;
-    memcpy(host, a, (size_t)(colon - a));
-    host[colon - a] = 0;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port <= 0 || port > 65535)
-        return -EINVAL;
-    memset(out, 0, sizeof(*out));
-    out->sin_family = AF_INET;
-    out->sin_port = htons((uint16_t)port);
-    return inet_pton(AF_INET, host, &out->sin_addr) == 1 ? 0 : -EINVAL;
-}
-
 static void refuse(zm_hbone_stream_t *s, int status, const in_conn_t *ic, const char *why,
                    const char *authority)
 {
@@ -166,7 +148,7 @@ static void on_request(zm_hbc_t *c, zm_hbone_stream_t *s, const zm_hbone_request
         refuse(s, 400, ic, "method is not CONNECT", req->authority);
         return;
     }
-    if (parse_authority(req->authority, &target) < 0) {
+    if (zm_parse_ipv4_port(req->authority, &target) < 0) {
         refuse(s, 400, ic, "bad authority", req->authority);
         return;
     }

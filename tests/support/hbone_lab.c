@@ -90,20 +90,7 @@ void lab_pattern(uint8_t *buf, size_t len, uint64_t seed, uint64_t off)
 
 int lab_parse_addr(const char *s, struct sockaddr_in *out)
 {
-    char host[64];
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s || (size_t)(colon - s) >= sizeof(host))
-        return -EINVAL;
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = 0;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port <= 0 || port > 65535)
-        return -EINVAL;
-    memset(out, 0, sizeof(*out));
-    out->sin_family = AF_INET;
-    out->sin_port = htons((uint16_t)port);
-    return inet_pton(AF_INET, host, &out->sin_addr) == 1 ? 0 : -EINVAL;
+    return zm_parse_ipv4_port(s, out);
 }
 
 static int listen_on(zm_listener_t **l, zm_loop_t *loop, const char *ip, int port, unsigned flags,
