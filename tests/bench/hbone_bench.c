@@ -202,25 +202,6 @@ static int run(bench_t *b, const char *mode, unsigned seconds)
     return 0;
 }
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf)
-        buf[n] = 0;
-    fclose(f);
-    return buf;
-}
-
 static volatile sig_atomic_t stop_target;
 static void on_signal(int sig)
 {
@@ -334,7 +315,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    char *cert_pem = read_file(cert), *key_pem = read_file(key), *ca_pem = read_file(ca);
+    char *cert_pem = lab_read_file(cert), *key_pem = lab_read_file(key),
+         *ca_pem = lab_read_file(ca);
     if (!cert_pem || !key_pem || !ca_pem) {
         fprintf(stderr, "zm-hbone-bench: cannot read certificate files\n");
         return 2;

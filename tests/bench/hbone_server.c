@@ -37,25 +37,6 @@ static int worker_init(zm_loop_t *loop, unsigned idx, void *arg)
     return r;
 }
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf)
-        buf[n] = 0;
-    fclose(f);
-    return buf;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -103,7 +84,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     server_cfg_t cfg = {.port = ntohs(sa.sin_port)};
     inet_ntop(AF_INET, &sa.sin_addr, cfg.ip, sizeof(cfg.ip));
-    char *c = read_file(cert), *k = read_file(key), *a = read_file(ca);
+    char *c = lab_read_file(cert), *k = lab_read_file(key), *a = lab_read_file(ca);
     if (!c || !k || !a) {
         fprintf(stderr, "zm-hbone-server: cannot read certificate files\n");
         return 2;

@@ -88,6 +88,25 @@ void lab_pattern(uint8_t *buf, size_t len, uint64_t seed, uint64_t off)
     }
 }
 
+char *lab_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf)
+        buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
 int lab_parse_addr(const char *s, struct sockaddr_in *out)
 {
     return zm_parse_ipv4_port(s, out);
