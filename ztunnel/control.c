@@ -199,10 +199,22 @@ static void accept_agent(control_t *c)
     zm_log(ZM_LOG_INFO, &lctx, "node agent connected");
 }
 
+/* Reloads counted by outcome, so a refused file shows on dashboards and
+ * not only in the log. */
+static void count_reload(control_t *c, const char *result)
+{
+    zm_metric_family_t *f =
+        zm_metrics_counter(c->d->metrics, "zmesh_config_reloads_total",
+                           "Config file reloads by result (ok, refused)", ZM_LABELS("result"));
+    zm_counter_inc(zm_metric_series(f, ZM_LABELS(result)));
+}
+
 static void reload(control_t *c)
 {
     zm_err_t err = {0};
     int r = zm_config_slot_reload(c->d->config, &err);
+    if (r != 0)
+        count_reload(c, r < 0 ? "refused" : "ok");
     if (r < 0) {
         char buf[700];
         zm_log(ZM_LOG_ERROR, NULL, "config reload refused, keeping the old one: %s",

@@ -15,6 +15,8 @@
  *   had open; deleting it restores other.
  * - The application sees the real client address, through HBONE and for
  *   admitted plaintext alike.
+ * - A broken config file is refused (counted in zmesh_config_reloads_total)
+ *   and traffic goes on under the old one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -302,6 +304,30 @@ static void the_application_sees_the_real_client_address(void **state)
     assert_true(saw_outsider); /* plaintext allowed in: the outsider's address */
 }
 
+static void a_broken_config_file_is_refused_and_the_old_one_kept(void **state)
+{
+    fx_t *f = *state;
+    alarm(150);
+    assert_int_equal(up_mesh(f), 0);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/config/ztunnel-node-2.cfg", f->state);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("node = { name = \"node-2\" ; \n workloads = ( { uid = ; } );\n", fp);
+    fclose(fp);
+    bool refused = false;
+    for (int i = 0; i < 40 && !refused; i++) {
+        usleep(100 * 1000);
+        char *m = metrics(f, "node-2");
+        refused = strstr(m, "zmesh_config_reloads_total{result=\"refused\"} 1") != NULL;
+        free(m);
+    }
+    assert_true(refused);
+    char who[64];
+    assert_int_equal(get(f, "client.zt", "http://server.zt/still", who, sizeof(who)), 0);
+    assert_string_equal(who, "server");
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -324,6 +350,8 @@ int main(void)
                                         sbx_teardown),
         cmocka_unit_test_setup_teardown(the_application_sees_the_real_client_address, sbx_setup,
                                         sbx_teardown),
+        cmocka_unit_test_setup_teardown(a_broken_config_file_is_refused_and_the_old_one_kept,
+                                        sbx_setup, sbx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
