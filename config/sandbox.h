@@ -37,6 +37,8 @@
 #define MC_SANDBOX_PREFIX_LEN 16
 #define MC_SANDBOX_JSON "sandbox.json"
 #define MC_ANNOTATION_COMMAND "zmesh.io/command"
+/* Extra flags for the echo app, e.g. "--fail 0.5 --delay-ms 100". */
+#define MC_ANNOTATION_ECHO_ARGS "zmesh.io/echo-args"
 
 /* ---- model → network plan (sandbox_plan.c) ---- */
 

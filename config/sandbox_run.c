@@ -163,7 +163,11 @@ int mc_run_record_model(mc_run_t *r)
 static char **app_argv(const mc_pod_t *p, const char *echo)
 {
     const char *cmd = mc_labels_get(&p->meta.annotations, MC_ANNOTATION_COMMAND);
-    char **argv = calloc(2 * p->n_ports + 10, sizeof(*argv));
+    const char *extra = mc_labels_get(&p->meta.annotations, MC_ANNOTATION_ECHO_ARGS);
+    size_t n_extra = 0;
+    for (const char *q = extra; q && *q; q++)
+        n_extra += *q != ' ' && (q == extra || q[-1] == ' ');
+    char **argv = calloc(2 * p->n_ports + 10 + n_extra, sizeof(*argv));
     if (!argv)
         return NULL;
     size_t n = 0;
@@ -194,6 +198,16 @@ static char **app_argv(const mc_pod_t *p, const char *echo)
         if (v) {
             argv[n++] = strdup("--version");
             argv[n++] = strdup(v);
+        }
+        /* Per-pod behaviour (e.g. "--fail 0.5 --delay-ms 100"): words
+         * split on spaces, appended to the echo app's own flags. */
+        for (const char *q = extra; q && *q;) {
+            while (*q == ' ')
+                q++;
+            size_t len = strcspn(q, " ");
+            if (len)
+                argv[n++] = strndup(q, len);
+            q += len;
         }
     }
     return argv;

@@ -328,6 +328,28 @@ static void a_broken_config_file_is_refused_and_the_old_one_kept(void **state)
     assert_string_equal(who, "server");
 }
 
+static void per_pod_echo_flags_apply(void **state)
+{
+    fx_t *f = *state;
+    alarm(100);
+    assert_int_equal(up_mesh(f), 0);
+    char ip[32], py[512];
+    pod_ip(f, "zt", "teapot", ip, sizeof(ip));
+    snprintf(py, sizeof(py),
+             "import urllib.request as u, urllib.error as e\n"
+             "try:\n"
+             "    print(u.urlopen('http://%s:8080/tea', timeout=3).status)\n"
+             "except e.HTTPError as x:\n"
+             "    print(x.code)\n",
+             ip);
+    char *argv[] = {g_meshctl,          "exec", "client.zt", "--state", f->state, "--",
+                    "/usr/bin/python3", "-c",   py,          NULL};
+    char *out = NULL;
+    assert_int_equal(sbx_run(f, argv, &out, NULL), 0);
+    assert_string_equal(out, "418\n");
+    free(out);
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -352,6 +374,7 @@ int main(void)
                                         sbx_teardown),
         cmocka_unit_test_setup_teardown(a_broken_config_file_is_refused_and_the_old_one_kept,
                                         sbx_setup, sbx_teardown),
+        cmocka_unit_test_setup_teardown(per_pod_echo_flags_apply, sbx_setup, sbx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
