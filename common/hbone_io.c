@@ -231,6 +231,15 @@ static void hbc_fail(zm_hbc_t *c, const char *reason)
 
 /* ---- the byte path ---- */
 
+/* TLS's sink: records go from wolfSSL's buffer straight into the socket
+ * queue. What the socket refuses stays in TLS's output buffer, which
+ * push_tls_out drains (on_drain, flush) before anything newer. */
+static int tls_sink(void *ctx, const uint8_t *p, size_t n)
+{
+    zm_hbc_t *c = ctx;
+    return c->sock ? zm_sock_send(c->sock, p, n) : -EPIPE;
+}
+
 /* Moves TLS ciphertext into the socket queue. -ENOBUFS: socket full. */
 static int push_tls_out(zm_hbc_t *c)
 {
@@ -499,6 +508,8 @@ int zm_hbc_accept(zm_hbc_t **out, zm_loop_t *loop, int fd, zm_tls_ctx_t *tls,
     }
     r = zm_tls_new(&c->tls, tls, NULL);
     if (r >= 0)
+        zm_tls_set_sink(c->tls, tls_sink, c);
+    if (r >= 0)
         r = zm_sock_wrap(&c->sock, loop, fd, &sock_handlers, c);
     if (r < 0) {
         close(fd);
@@ -535,6 +546,7 @@ static int hbc_connect(zm_hbc_t **out, zm_loop_t *loop, int fd, const struct soc
     r = zm_tls_new(&c->tls, tls, exp);
     if (r < 0)
         goto fail_c;
+    zm_tls_set_sink(c->tls, tls_sink, c);
     if (fd >= 0)
         r = zm_sock_connect_fd(&c->sock, loop, fd, addr, addr_len, &sock_handlers, c);
     else

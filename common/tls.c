@@ -8,7 +8,9 @@
  * appends to `out` (drained by zm_tls_out/zm_tls_out_consume). Both are
  * head/tail byte buffers: consuming advances head, an empty buffer resets to
  * 0, and bytes move only when the tail runs out of room (lazy compaction),
- * so steady-state traffic neither allocates nor memmoves per record. Input
+ * so steady-state traffic neither allocates nor memmoves per record. With a
+ * sink set, send hands each record to the sink and uses `out` only while
+ * the sink refuses or `out` still holds earlier bytes (ordering). Input
  * is bounded (ZM_TLS_IN_MAX: a peer cannot make us buffer more); output is
  * bounded by ZM_TLS_OUT_MAX (the caller must drain before writing more).
  *
@@ -63,6 +65,8 @@ struct zm_tls {
     WOLFSSL *ssl;
     zm_tls_ctx_t *ctx;
     buf_t in, out;
+    zm_tls_sink_fn sink;
+    void *sink_ctx;
     char **expected; /* NULL-terminated copy, one allocation */
     bool established, has_peer, closed;
     int rc; /* sticky failure, 0 while healthy */
@@ -169,6 +173,12 @@ static int io_send(WOLFSSL *ssl, char *src, int sz, void *arg)
 {
     (void)ssl;
     zm_tls_t *t = arg;
+    /* Buffering a refused record here, rather than answering WANT_WRITE,
+     * keeps wolfSSL_write all-or-nothing: after WANT_WRITE wolfSSL wants the
+     * same plaintext again, which nghttp2's output is not guaranteed to be. */
+    if (t->sink && t->out.tail == t->out.head && t->sink(t->sink_ctx, (const uint8_t *)src,
+                                                         (size_t)sz) >= 0)
+        return sz;
     if (buf_reserve(&t->out, (size_t)sz, ZM_TLS_OUT_MAX) < 0)
         return WOLFSSL_CBIO_ERR_GENERAL;
     memcpy(t->out.p + t->out.tail, src, (size_t)sz);
@@ -723,6 +733,12 @@ int zm_tls_shutdown(zm_tls_t *t)
         return 0;
     int e = wolfSSL_get_error(t->ssl, r);
     return e == WOLFSSL_ERROR_WANT_READ ? 0 : -EPROTO;
+}
+
+void zm_tls_set_sink(zm_tls_t *t, zm_tls_sink_fn write, void *ctx)
+{
+    t->sink = write;
+    t->sink_ctx = ctx;
 }
 
 size_t zm_tls_out(zm_tls_t *t, const uint8_t **data)
