@@ -2,12 +2,15 @@
  * hbone_io.c — an HBONE connection on a loop socket (socket → TLS → HTTP/2),
  * and the per-worker pool of client connections.
  *
- * Input path: on_data feeds TLS; while the handshake runs its output goes
- * straight to the socket; afterwards every plaintext byte goes to the HTTP/2
- * session. Output path (hbc_flush): HTTP/2 frames are pulled only while the
- * socket's queue is under ZM_HBC_SOCK_HIGH_WATER; above it the connection is
- * marked ZM_HBC_BLOCKED_SOCK and resumes on the socket's on_drain. That is
- * what lets a slow TCP peer push back through the streams' windows.
+ * Input path: on_data lends the socket's buffer to TLS (read in place, only
+ * a trailing partial record is copied); while the handshake runs its output
+ * goes straight to the socket; afterwards every plaintext byte goes to the
+ * HTTP/2 session. Output path (hbc_flush): HTTP/2 frames are pulled only
+ * while the socket's queue is under ZM_HBC_SOCK_HIGH_WATER; above it the
+ * connection is marked ZM_HBC_BLOCKED_SOCK and resumes on the socket's
+ * on_drain: that is what lets a slow TCP peer push back through the
+ * streams' windows. TLS records reach the socket queue through TLS's sink;
+ * what the queue refuses waits in TLS's output buffer (push_tls_out).
  *
  * Lifetime: a connection dies only in the socket's on_close (nothing in
  * flight any more). Before freeing the HTTP/2 session every stream still open
@@ -324,7 +327,9 @@ static void on_sock_data(zm_sock_t *s, const uint8_t *data, size_t len)
     if (c->flags & ZM_HBC_CLOSING)
         return;
     c->busy++;
-    if (zm_tls_feed(c->tls, data, len) < 0) {
+    /* TLS reads the socket's buffer in place; settle (at out) keeps only a
+     * trailing partial record. */
+    if (zm_tls_feed_borrow(c->tls, data, len) < 0) {
         hbc_fail(c, "TLS input overflow");
         zm_hbc_close(c, NULL);
         goto out;
@@ -371,6 +376,10 @@ static void on_sock_data(zm_sock_t *s, const uint8_t *data, size_t len)
     }
     hbc_flush_internal(c);
 out:
+    if (zm_tls_feed_settle(c->tls) < 0) {
+        hbc_fail(c, "TLS input overflow");
+        zm_hbc_close(c, NULL);
+    }
     c->busy--;
     hbc_maybe_free(c);
 }

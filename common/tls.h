@@ -97,6 +97,14 @@ void zm_tls_free(zm_tls_t **t);
 
 /* Appends ciphertext received from the network (copied). */
 int zm_tls_feed(zm_tls_t *t, const uint8_t *data, size_t len);
+/* The same without the copy: TLS reads data in place (after any bytes
+ * buffered before) until zm_tls_feed_settle(), which the caller must call
+ * before data goes away; it copies only what TLS has not consumed by then
+ * (a partial record). settle returns 0 or -ENOBUFS (the remainder exceeds
+ * the input bound, as zm_tls_feed would). Borrowing again before settling
+ * settles first. */
+int zm_tls_feed_borrow(zm_tls_t *t, const uint8_t *data, size_t len);
+int zm_tls_feed_settle(zm_tls_t *t);
 
 /* Advances the handshake: ZM_OK established, ZM_AGAIN needs more input
  * (send zm_tls_out first), -EACCES peer refused (identity, trust domain,
