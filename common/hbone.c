@@ -197,6 +197,20 @@ static int on_data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t id, cons
     return 0;
 }
 
+/* Sizes DATA frames so that a frame with its 9-byte header fills whole
+ * 16 KiB TLS records: DATA_FRAME_WIRE against our own peers (1 MiB max
+ * frame), 16384 - 9 against a peer keeping the 16 KiB default, where
+ * nghttp2's own 16384-byte payload would cost a 9-byte record per frame.
+ * Above the windows nghttp2 cuts the frame to them itself. */
+static ssize_t data_length_cb(nghttp2_session *ng, uint8_t type, int32_t id, int32_t conn_window,
+                              int32_t stream_window, uint32_t peer_max_frame, void *ud)
+{
+    (void)ng, (void)type, (void)id, (void)conn_window, (void)stream_window, (void)ud;
+    size_t record = 16384, wire = ZM_MIN((size_t)DATA_FRAME_WIRE, (size_t)peer_max_frame + 9);
+    wire = ZM_MAX(wire / record * record, record);
+    return (ssize_t)ZM_MIN(wire - 9, (size_t)peer_max_frame);
+}
+
 static int on_stream_close_cb(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 {
     zm_hbone_conn_t *c = ud;
@@ -311,6 +325,7 @@ int zm_hbone_conn_new(zm_hbone_conn_t **out, bool server, const zm_hbone_setting
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close_cb);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send_cb);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send_cb);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, data_length_cb);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     if (!server)
         nghttp2_option_set_peer_max_concurrent_streams(opt, set.max_concurrent_streams);
@@ -415,7 +430,9 @@ static void check_finished(zm_hbone_conn_t *c)
 }
 
 /* Pulls frames from nghttp2 into out, coalescing, until out is full or
- * nghttp2 has nothing; a frame that does not fit waits in pend. */
+ * nghttp2 has nothing; a frame that does not fit, or a big one (DATA) that
+ * would gain nothing from coalescing, waits in pend and is handed over in
+ * place (zm_hbone_output). */
 static void stage_output(zm_hbone_conn_t *c)
 {
     if (c->out_returned) {
@@ -431,7 +448,7 @@ static void stage_output(zm_hbone_conn_t *c)
         }
         if (n == 0)
             return;
-        if (c->out_len + (size_t)n <= OUT_CAP) {
+        if ((size_t)n < PASS_THROUGH_MIN && c->out_len + (size_t)n <= OUT_CAP) {
             memcpy(c->out + c->out_len, p, (size_t)n);
             c->out_len += (size_t)n;
         } else {

@@ -20,6 +20,13 @@
 
 #define CHUNK_SIZE (16 * 1024)
 #define OUT_CAP (64 * 1024)
+/* DATA frames of up to 64 KiB on the wire (payload + 9-byte header): four
+ * full 16 KiB TLS records per frame, a quarter of the frames, callbacks and
+ * zm_tls_write calls of nghttp2's default 16 KiB payload (data_length_cb). */
+#define DATA_FRAME_WIRE (64 * 1024)
+/* Frames from this size up skip the coalescing copy into out: TLS reads
+ * them from nghttp2's own buffer; only small frames are worth batching. */
+#define PASS_THROUGH_MIN (8 * 1024)
 #define FREE_CHUNKS_MAX 64 /* per connection: 1 MiB kept for reuse */
 #define MAX_SEND_HEADERS 64
 #define NOTICE_LAST_ID ((int32_t)((1u << 31) - 1))

@@ -2,12 +2,15 @@
  * hbone_io.c — an HBONE connection on a loop socket (socket → TLS → HTTP/2),
  * and the per-worker pool of client connections.
  *
- * Input path: on_data feeds TLS; while the handshake runs its output goes
- * straight to the socket; afterwards every plaintext byte goes to the HTTP/2
- * session. Output path (hbc_flush): HTTP/2 frames are pulled only while the
- * socket's queue is under ZM_HBC_SOCK_HIGH_WATER; above it the connection is
- * marked ZM_HBC_BLOCKED_SOCK and resumes on the socket's on_drain. That is
- * what lets a slow TCP peer push back through the streams' windows.
+ * Input path: on_data lends the socket's buffer to TLS (read in place, only
+ * a trailing partial record is copied); while the handshake runs its output
+ * goes straight to the socket; afterwards every plaintext byte goes to the
+ * HTTP/2 session. Output path (hbc_flush): HTTP/2 frames are pulled only
+ * while the socket's queue is under ZM_HBC_SOCK_HIGH_WATER; above it the
+ * connection is marked ZM_HBC_BLOCKED_SOCK and resumes on the socket's
+ * on_drain: that is what lets a slow TCP peer push back through the
+ * streams' windows. TLS records reach the socket queue through TLS's sink;
+ * what the queue refuses waits in TLS's output buffer (push_tls_out).
  *
  * Lifetime: a connection dies only in the socket's on_close (nothing in
  * flight any more). Before freeing the HTTP/2 session every stream still open
@@ -231,6 +234,15 @@ static void hbc_fail(zm_hbc_t *c, const char *reason)
 
 /* ---- the byte path ---- */
 
+/* TLS's sink: records go from wolfSSL's buffer straight into the socket
+ * queue. What the socket refuses stays in TLS's output buffer, which
+ * push_tls_out drains (on_drain, flush) before anything newer. */
+static int tls_sink(void *ctx, const uint8_t *p, size_t n)
+{
+    zm_hbc_t *c = ctx;
+    return c->sock ? zm_sock_send(c->sock, p, n) : -EPIPE;
+}
+
 /* Moves TLS ciphertext into the socket queue. -ENOBUFS: socket full. */
 static int push_tls_out(zm_hbc_t *c)
 {
@@ -315,7 +327,9 @@ static void on_sock_data(zm_sock_t *s, const uint8_t *data, size_t len)
     if (c->flags & ZM_HBC_CLOSING)
         return;
     c->busy++;
-    if (zm_tls_feed(c->tls, data, len) < 0) {
+    /* TLS reads the socket's buffer in place; settle (at out) keeps only a
+     * trailing partial record. */
+    if (zm_tls_feed_borrow(c->tls, data, len) < 0) {
         hbc_fail(c, "TLS input overflow");
         zm_hbc_close(c, NULL);
         goto out;
@@ -362,6 +376,10 @@ static void on_sock_data(zm_sock_t *s, const uint8_t *data, size_t len)
     }
     hbc_flush_internal(c);
 out:
+    if (zm_tls_feed_settle(c->tls) < 0) {
+        hbc_fail(c, "TLS input overflow");
+        zm_hbc_close(c, NULL);
+    }
     c->busy--;
     hbc_maybe_free(c);
 }
@@ -499,6 +517,8 @@ int zm_hbc_accept(zm_hbc_t **out, zm_loop_t *loop, int fd, zm_tls_ctx_t *tls,
     }
     r = zm_tls_new(&c->tls, tls, NULL);
     if (r >= 0)
+        zm_tls_set_sink(c->tls, tls_sink, c);
+    if (r >= 0)
         r = zm_sock_wrap(&c->sock, loop, fd, &sock_handlers, c);
     if (r < 0) {
         close(fd);
@@ -535,6 +555,7 @@ static int hbc_connect(zm_hbc_t **out, zm_loop_t *loop, int fd, const struct soc
     r = zm_tls_new(&c->tls, tls, exp);
     if (r < 0)
         goto fail_c;
+    zm_tls_set_sink(c->tls, tls_sink, c);
     if (fd >= 0)
         r = zm_sock_connect_fd(&c->sock, loop, fd, addr, addr_len, &sock_handlers, c);
     else

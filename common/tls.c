@@ -4,13 +4,18 @@
  * tls_slot.c, certificate issuing and SPIFFE parsing in cert.c).
  *
  * IO: wolfSSL's IO callbacks never touch a socket. recv copies from `in`
- * (filled by zm_tls_feed) and answers WANT_READ when it is empty; send
- * appends to `out` (drained by zm_tls_out/zm_tls_out_consume). Both are
- * head/tail byte buffers: consuming advances head, an empty buffer resets to
- * 0, and bytes move only when the tail runs out of room (lazy compaction),
- * so steady-state traffic neither allocates nor memmoves per record. Input
- * is bounded (ZM_TLS_IN_MAX: a peer cannot make us buffer more); output is
- * bounded by ZM_TLS_OUT_MAX (the caller must drain before writing more).
+ * (filled by zm_tls_feed), then from the borrowed bytes `lent` (the
+ * caller's receive buffer, valid until zm_tls_feed_settle; `in` first keeps
+ * the order: zm_tls_feed settles a loan first), and answers WANT_READ when
+ * both are empty; send appends to `out` (drained by zm_tls_out /
+ * zm_tls_out_consume). Both are head/tail byte buffers: consuming advances
+ * head, an empty buffer resets to 0, and bytes move only when the tail runs
+ * out of room (lazy compaction), so steady-state traffic neither allocates
+ * nor memmoves per record. With a sink set, send hands each record to the
+ * sink and uses `out` only while the sink refuses or `out` still holds
+ * earlier bytes (ordering). Input is bounded (ZM_TLS_IN_MAX: a peer cannot
+ * make us buffer more); output is bounded by ZM_TLS_OUT_MAX (the caller
+ * must drain before writing more).
  *
  * Identity: the verify callback runs for every certificate (wolfSSL is built
  * with WOLFSSL_ALWAYS_VERIFY_CB); for the leaf it translates wolfSSL's
@@ -63,6 +68,10 @@ struct zm_tls {
     WOLFSSL *ssl;
     zm_tls_ctx_t *ctx;
     buf_t in, out;
+    const uint8_t *lent; /* borrowed input, until zm_tls_feed_settle */
+    size_t lent_len;
+    zm_tls_sink_fn sink;
+    void *sink_ctx;
     char **expected; /* NULL-terminated copy, one allocation */
     bool established, has_peer, closed;
     int rc; /* sticky failure, 0 while healthy */
@@ -125,6 +134,13 @@ static int io_recv(WOLFSSL *ssl, char *dst, int sz, void *arg)
     (void)ssl;
     zm_tls_t *t = arg;
     size_t avail = t->in.tail - t->in.head;
+    if (avail == 0 && t->lent_len > 0) {
+        size_t n = ZM_MIN(t->lent_len, (size_t)sz);
+        memcpy(dst, t->lent, n);
+        t->lent += n;
+        t->lent_len -= n;
+        return (int)n;
+    }
     if (avail == 0)
         return WOLFSSL_CBIO_ERR_WANT_READ;
     size_t n = ZM_MIN(avail, (size_t)sz);
@@ -169,6 +185,12 @@ static int io_send(WOLFSSL *ssl, char *src, int sz, void *arg)
 {
     (void)ssl;
     zm_tls_t *t = arg;
+    /* Buffering a refused record here, rather than answering WANT_WRITE,
+     * keeps wolfSSL_write all-or-nothing: after WANT_WRITE wolfSSL wants the
+     * same plaintext again, which nghttp2's output is not guaranteed to be. */
+    if (t->sink && t->out.tail == t->out.head &&
+        t->sink(t->sink_ctx, (const uint8_t *)src, (size_t)sz) >= 0)
+        return sz;
     if (buf_reserve(&t->out, (size_t)sz, ZM_TLS_OUT_MAX) < 0)
         return WOLFSSL_CBIO_ERR_GENERAL;
     memcpy(t->out.p + t->out.tail, src, (size_t)sz);
@@ -527,7 +549,7 @@ void zm_tls_free(zm_tls_t **tp)
     free(t);
 }
 
-int zm_tls_feed(zm_tls_t *t, const uint8_t *data, size_t len)
+static int in_append(zm_tls_t *t, const uint8_t *data, size_t len)
 {
     if (len == 0)
         return 0;
@@ -536,6 +558,32 @@ int zm_tls_feed(zm_tls_t *t, const uint8_t *data, size_t len)
         return r;
     memcpy(t->in.p + t->in.tail, data, len);
     t->in.tail += len;
+    return 0;
+}
+
+int zm_tls_feed_settle(zm_tls_t *t)
+{
+    const uint8_t *p = t->lent;
+    size_t n = t->lent_len;
+    t->lent = NULL;
+    t->lent_len = 0;
+    return in_append(t, p, n);
+}
+
+int zm_tls_feed(zm_tls_t *t, const uint8_t *data, size_t len)
+{
+    /* A loan still out comes first: bytes stay in arrival order. */
+    int r = zm_tls_feed_settle(t);
+    return r < 0 ? r : in_append(t, data, len);
+}
+
+int zm_tls_feed_borrow(zm_tls_t *t, const uint8_t *data, size_t len)
+{
+    int r = zm_tls_feed_settle(t);
+    if (r < 0)
+        return r;
+    t->lent = len ? data : NULL;
+    t->lent_len = len;
     return 0;
 }
 
@@ -723,6 +771,12 @@ int zm_tls_shutdown(zm_tls_t *t)
         return 0;
     int e = wolfSSL_get_error(t->ssl, r);
     return e == WOLFSSL_ERROR_WANT_READ ? 0 : -EPROTO;
+}
+
+void zm_tls_set_sink(zm_tls_t *t, zm_tls_sink_fn write, void *ctx)
+{
+    t->sink = write;
+    t->sink_ctx = ctx;
 }
 
 size_t zm_tls_out(zm_tls_t *t, const uint8_t **data)

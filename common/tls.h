@@ -5,7 +5,10 @@
  * input buffer that the caller fills with zm_tls_feed() and write ciphertext
  * to an output buffer that the caller drains with zm_tls_out() /
  * zm_tls_out_consume() and hands to the event loop. So the same code is
- * exercised in memory by tests and over io_uring in the daemons.
+ * exercised in memory by tests and over io_uring in the daemons. On the data
+ * path two shortcuts save a copy of every byte each way: a sink
+ * (zm_tls_set_sink) takes ciphertext straight from wolfSSL, and borrowed
+ * input (zm_tls_feed_borrow) is read in place.
  *
  * Between mesh proxies: TLS 1.3 only, ALPN "h2", mutual authentication, peer
  * identity = the SPIFFE ID in the certificate's first URI SAN. A server
@@ -94,6 +97,14 @@ void zm_tls_free(zm_tls_t **t);
 
 /* Appends ciphertext received from the network (copied). */
 int zm_tls_feed(zm_tls_t *t, const uint8_t *data, size_t len);
+/* The same without the copy: TLS reads data in place (after any bytes
+ * buffered before) until zm_tls_feed_settle(), which the caller must call
+ * before data goes away; it copies only what TLS has not consumed by then
+ * (a partial record). settle returns 0 or -ENOBUFS (the remainder exceeds
+ * the input bound, as zm_tls_feed would). Borrowing again before settling
+ * settles first. */
+int zm_tls_feed_borrow(zm_tls_t *t, const uint8_t *data, size_t len);
+int zm_tls_feed_settle(zm_tls_t *t);
 
 /* Advances the handshake: ZM_OK established, ZM_AGAIN needs more input
  * (send zm_tls_out first), -EACCES peer refused (identity, trust domain,
@@ -111,6 +122,16 @@ ssize_t zm_tls_read(zm_tls_t *t, uint8_t *buf, size_t len);
 ssize_t zm_tls_write(zm_tls_t *t, const uint8_t *data, size_t len);
 /* Queues close_notify. */
 int zm_tls_shutdown(zm_tls_t *t);
+
+/* Ciphertext sink: once set, wolfSSL's records go straight to write(ctx, p,
+ * n) (e.g. a socket's send queue) instead of the output buffer. write
+ * returns >= 0 when it took all n bytes, < 0 when it took none (-ENOBUFS:
+ * full); refused bytes and everything after them go to the output buffer
+ * as before, in order, until zm_tls_out() drains it: so a caller that
+ * keeps draining zm_tls_out() (e.g. on the socket's drain event) needs no
+ * other change. NULL write removes the sink. */
+typedef int (*zm_tls_sink_fn)(void *ctx, const uint8_t *p, size_t n);
+void zm_tls_set_sink(zm_tls_t *t, zm_tls_sink_fn write, void *ctx);
 
 /* Ciphertext waiting to be sent: returns its length and points *data at it.
  * Call zm_tls_out_consume() once those bytes are queued on the socket. */

@@ -790,6 +790,58 @@ static void connection_window(void **state)
     assert_int_equal(c->close_code, 0);
 }
 
+/* Sends 300 KiB on an open stream and checks how the DATA went out: each
+ * zm_hbone_output chunk holding DATA is one frame whose wire size (with its
+ * 9-byte header) is want_wire (whole 16 KiB TLS records), but the last. */
+static void check_data_frames(size_t want_wire)
+{
+    tstream_t *c = open_stream(4, 0);
+    c->shut_after = false;
+    pump(SIZE_MAX);
+    assert_int_equal(c->status, 200);
+    static uint8_t buf[300 * 1024];
+    for (size_t k = 0; k < sizeof(buf); k++)
+        buf[k] = pat(8, k);
+    assert_int_equal(zm_hbone_stream_write(c->s, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+    c->tx = c->tx_target = sizeof(buf);
+    const uint8_t *p;
+    ssize_t n;
+    size_t data_frames = 0, payload = 0, odd = 0;
+    for (int i = 0; i < 1000 && (n = zm_hbone_output(E->cli, &p)) > 0; i++) {
+        size_t len = ((size_t)p[0] << 16) | ((size_t)p[1] << 8) | p[2];
+        if (p[3] == 0x0) {
+            assert_int_equal((size_t)n, len + 9); /* handed over alone */
+            data_frames++;
+            payload += len;
+            odd += len + 9 != want_wire;
+        }
+        link_push(&E->c2s, p, (size_t)n);
+    }
+    assert_int_equal(payload, sizeof(buf));
+    assert_true(data_frames >= sizeof(buf) / want_wire);
+    assert_true(odd <= 1);
+    pump(SIZE_MAX);
+    assert_int_equal(server_of(4)->rx, sizeof(buf));
+    assert_false(server_of(4)->bad);
+}
+
+static void data_frames_fill_records(void **state)
+{
+    check_data_frames(64 * 1024);
+}
+
+/* A peer keeping the 16 KiB maximum frame size gets 16375-byte payloads:
+ * one full TLS record per frame instead of 16384 + 9. */
+static void data_frames_small_peer(void **state)
+{
+    zm_hbone_conn_free(&E->srv);
+    zm_hbone_settings_t set;
+    zm_hbone_settings_defaults(&set, true);
+    set.max_frame_size = 16384;
+    assert_int_equal(zm_hbone_conn_new(&E->srv, true, &set, &CB, NULL), 0);
+    check_data_frames(16384);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -813,6 +865,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(queued_request_refused_or_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(random_input, setup, teardown),
         cmocka_unit_test_setup_teardown(connection_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(data_frames_fill_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(data_frames_small_peer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
