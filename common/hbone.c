@@ -327,6 +327,11 @@ int zm_hbone_conn_new(zm_hbone_conn_t **out, bool server, const zm_hbone_setting
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send_cb);
     nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, data_length_cb);
     nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* Every TCP reset an application makes becomes an RST_STREAM on a
+     * shared tunnel; nghttp2's rapid-reset guard (1,000 then 33/s) would
+     * GOAWAY a whole node's connection for a busy client. Keep a guard,
+     * sized for a proxy's traffic rather than a browser's. */
+    nghttp2_option_set_stream_reset_rate_limit(opt, ZM_HBONE_RESET_BURST, ZM_HBONE_RESET_RATE);
     if (!server)
         nghttp2_option_set_peer_max_concurrent_streams(opt, set.max_concurrent_streams);
 

@@ -18,6 +18,8 @@
 
 #include <nghttp2/nghttp2.h>
 
+#define ZM_HBONE_RESET_BURST 100000 /* incoming RST_STREAM before rate limiting */
+#define ZM_HBONE_RESET_RATE 10000   /* then per second */
 #define CHUNK_SIZE (16 * 1024)
 #define OUT_CAP (64 * 1024)
 /* DATA frames of up to 64 KiB on the wire (payload + 9-byte header): four

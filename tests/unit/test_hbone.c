@@ -543,6 +543,32 @@ static void reset_from_client(void **state)
     assert_int_equal(c->close_code, NGHTTP2_CONNECT_ERROR);
 }
 
+/* Applications reset connections all the time; each becomes an RST_STREAM
+ * on a shared tunnel. 2,000 in a burst must not cost the connection
+ * (nghttp2's default guard would GOAWAY after 1,000). */
+static void many_resets_keep_the_connection(void **state)
+{
+    E->srv_tx = 0;
+    for (int round = 0; round < 40; round++) {
+        E->nts = 0;
+        tstream_t *cs[50];
+        for (int i = 0; i < 50; i++) {
+            cs[i] = open_stream(round * 50 + i, 0);
+            assert_non_null(cs[i]->s);
+            cs[i]->shut_after = false;
+        }
+        pump(SIZE_MAX);
+        for (int i = 0; i < 50; i++)
+            zm_hbone_stream_reset(cs[i]->s, NGHTTP2_CANCEL);
+        pump(SIZE_MAX);
+        for (int i = 0; i < 50; i++)
+            assert_int_equal(cs[i]->closes, 1);
+    }
+    assert_int_equal(E->srv_closes, 0);
+    assert_int_equal(E->cli_closes, 0);
+    assert_true(zm_hbone_can_open(E->cli));
+}
+
 static void reset_from_server(void **state)
 {
     E->srv_tx = 0;
@@ -867,6 +893,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(connection_window, setup, teardown),
         cmocka_unit_test_setup_teardown(data_frames_fill_records, setup, teardown),
         cmocka_unit_test_setup_teardown(data_frames_small_peer, setup, teardown),
+        cmocka_unit_test_setup_teardown(many_resets_keep_the_connection, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
