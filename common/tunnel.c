@@ -41,7 +41,7 @@ struct zm_tunnel {
     unsigned flags;
     unsigned busy;
     uint8_t *pending;
-    size_t pending_len;
+    size_t pending_len, pending_cap;
     size_t unacked;
     zm_tunnel_done_cb done;
     void *ctx;
@@ -105,10 +105,18 @@ static int keep_pending(zm_tunnel_t *t, const uint8_t *data, size_t len)
 {
     if (t->pending_len + len > ZM_TUNNEL_PENDING_MAX)
         return -ENOBUFS;
-    if (!t->pending) {
-        t->pending = malloc(ZM_TUNNEL_PENDING_MAX);
-        if (!t->pending)
+    if (t->pending_len + len > t->pending_cap) {
+        /* Usually a request's first bytes before the CONNECT is answered:
+         * start small, grow by doubling up to the cap. */
+        size_t cap = t->pending_cap ? t->pending_cap : 16384;
+        while (cap < t->pending_len + len)
+            cap *= 2;
+        cap = ZM_MIN(cap, ZM_TUNNEL_PENDING_MAX);
+        uint8_t *p = realloc(t->pending, cap);
+        if (!p)
             return -ENOMEM;
+        t->pending = p;
+        t->pending_cap = cap;
     }
     memcpy(t->pending + t->pending_len, data, len);
     t->pending_len += len;
