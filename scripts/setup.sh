@@ -39,7 +39,7 @@ packages=(
     build-essential cmake pkg-config git dpkg-dev autoconf automake libtool
     liburing-dev libnghttp2-dev libconfig-dev libnl-3-dev libnl-route-3-dev
     libcmocka-dev libjansson-dev libyaml-dev libpcre2-dev libnftables-dev libhttp-parser-dev
-    nftables iproute2 iptables tcpdump
+    nftables iproute2 iptables tcpdump curl
     clang libclang-rt-14-dev
     python3 python3-h2
     nghttp2-proxy nghttp2-client tinyproxy-bin wrk haproxy stunnel4
