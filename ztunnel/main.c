@@ -132,7 +132,11 @@ int main(int argc, char **argv)
         .arg = &d,
         /* 256 x 16 KiB receive buffers per worker: bytes are handed on as
          * soon as they arrive, so a deep ring only costs resident memory. */
-        .loop = {.recv_buf_count = 256},
+        .loop = {.recv_buf_count = 256,
+                 /* Sockets are the connection limit: one more is refused at
+                  * accept, never an abort. Slots cost memory only once used. */
+                 .max_socks = cfg->limits.max_connections,
+                 .send_queue_limit = cfg->limits.send_queue_bytes},
     };
     d.n_workers = cfg->workers ? cfg->workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     wc.count = d.n_workers;
