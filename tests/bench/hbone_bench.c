@@ -315,17 +315,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    char *cert_pem = lab_read_file(cert), *key_pem = lab_read_file(key),
-         *ca_pem = lab_read_file(ca);
-    if (!cert_pem || !key_pem || !ca_pem) {
-        fprintf(stderr, "zm-hbone-bench: cannot read certificate files\n");
-        return 2;
-    }
     memset(payload, 'z', sizeof(payload));
-    b.tls = lab_tls_ctx(cert_pem, key_pem, ca_pem, false);
-    free(cert_pem);
-    free(key_pem);
-    free(ca_pem);
+    b.tls = lab_tls_ctx_files(cert, key, ca, false);
     if (!b.tls)
         return 2;
     int rc = run(&b, mode, seconds);

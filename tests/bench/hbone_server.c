@@ -84,15 +84,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     server_cfg_t cfg = {.port = ntohs(sa.sin_port)};
     inet_ntop(AF_INET, &sa.sin_addr, cfg.ip, sizeof(cfg.ip));
-    char *c = lab_read_file(cert), *k = lab_read_file(key), *a = lab_read_file(ca);
-    if (!c || !k || !a) {
-        fprintf(stderr, "zm-hbone-server: cannot read certificate files\n");
-        return 2;
-    }
-    cfg.tls = lab_tls_ctx(c, k, a, true);
-    free(c);
-    free(k);
-    free(a);
+    cfg.tls = lab_tls_ctx_files(cert, key, ca, true);
     if (!cfg.tls)
         return 2;
     zm_workers_config_t wc = {.count = workers, .init = worker_init, .arg = &cfg};

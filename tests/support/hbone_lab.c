@@ -68,16 +68,28 @@ int lab_certs_write(const lab_certs_t *c, const char *dir)
     return r ? -EIO : 0;
 }
 
-zm_tls_ctx_t *lab_tls_ctx(const char *cert, const char *key, const char *ca, bool server)
+static zm_tls_ctx_t *tls_ctx(const zm_tls_ctx_config_t *cfg)
 {
-    zm_tls_ctx_config_t cfg = {.server = server, .cert_pem = cert, .key_pem = key, .ca_pem = ca};
     zm_tls_ctx_t *ctx = NULL;
     zm_err_t err;
-    if (zm_tls_ctx_new(&ctx, &cfg, &err) < 0) {
-        fprintf(stderr, "lab: TLS context: %s\n", err.msg);
+    if (zm_tls_ctx_new(&ctx, cfg, &err) < 0) {
+        char buf[800];
+        fprintf(stderr, "lab: TLS context: %s\n", zm_err_str(&err, buf, sizeof(buf)));
         return NULL;
     }
     return ctx;
+}
+
+zm_tls_ctx_t *lab_tls_ctx(const char *cert, const char *key, const char *ca, bool server)
+{
+    zm_tls_ctx_config_t cfg = {.server = server, .cert_pem = cert, .key_pem = key, .ca_pem = ca};
+    return tls_ctx(&cfg);
+}
+
+zm_tls_ctx_t *lab_tls_ctx_files(const char *cert, const char *key, const char *ca, bool server)
+{
+    zm_tls_ctx_config_t cfg = {.server = server, .cert_file = cert, .key_file = key, .ca_file = ca};
+    return tls_ctx(&cfg);
 }
 
 void lab_pattern(uint8_t *buf, size_t len, uint64_t seed, uint64_t off)
@@ -86,25 +98,6 @@ void lab_pattern(uint8_t *buf, size_t len, uint64_t seed, uint64_t off)
         uint64_t x = (off + i) * 0x9E3779B97F4A7C15ull ^ seed;
         buf[i] = (uint8_t)(x >> 29);
     }
-}
-
-char *lab_read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf)
-        buf[n] = 0;
-    fclose(f);
-    return buf;
 }
 
 int lab_parse_addr(const char *s, struct sockaddr_in *out)

@@ -44,6 +44,8 @@ int lab_certs_write(const lab_certs_t *c, const char *dir);
 
 /* TLS contexts from PEM strings. */
 zm_tls_ctx_t *lab_tls_ctx(const char *cert, const char *key, const char *ca, bool server);
+/* The same from PEM files. */
+zm_tls_ctx_t *lab_tls_ctx_files(const char *cert, const char *key, const char *ca, bool server);
 
 typedef struct lab_target lab_target_t;
 typedef struct lab_target_stats {
@@ -76,9 +78,6 @@ void lab_server_stop(lab_server_t **s);
 
 /* Fills buf with the pattern for stream `seed` starting at offset `off`. */
 void lab_pattern(uint8_t *buf, size_t len, uint64_t seed, uint64_t off);
-
-/* A whole file as a malloc'd NUL-terminated string, or NULL. */
-char *lab_read_file(const char *path);
 
 /* "127.0.0.1:8080" → sockaddr_in; -EINVAL if not ip:port. */
 int lab_parse_addr(const char *s, struct sockaddr_in *out);
