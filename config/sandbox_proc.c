@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -46,8 +47,9 @@ static int read_full(int fd, void *buf, size_t len)
 }
 
 /* In the child: never returns. */
-static void child_run(const mc_netns_entry_t *e, char *const argv[], int go_fd, int err_fd,
-                      int in_fd, int out_fd, int new_session)
+__attribute__((noreturn)) static void child_run(const mc_netns_entry_t *e, char *const argv[],
+                                                int go_fd, int err_fd, int in_fd, int out_fd,
+                                                int new_session)
 {
     int code = 0;
     if (go_fd >= 0) {
@@ -138,28 +140,44 @@ static int exec_result(launch_t *l)
     return 0;
 }
 
+/* Prepares the namespace entry and forks; the child runs argv (a spawned
+ * daemon waits for the go byte and detaches, an exec'd command does not)
+ * and never returns. The parent gets *pid with l still open. */
+static int launch_fork(launch_t *l, const char *netns, bool spawn, const char *log_path,
+                       char *const argv[], pid_t *pid, zm_err_t *err)
+{
+    int rc = launch_prepare(l, netns, spawn, spawn, log_path, err);
+    if (rc < 0) {
+        launch_close(l);
+        return rc;
+    }
+    *pid = fork();
+    if (*pid < 0) {
+        rc = -errno;
+        launch_close(l);
+        zm_err_set(err, NULL, 0, "fork: %s", strerror(-rc));
+        return rc;
+    }
+    if (*pid == 0) {
+        if (spawn) {
+            close(l->go[1]);
+            child_run(&l->entry, argv, l->go[0], l->err[1], l->in_fd, l->out_fd, 1);
+        }
+        child_run(&l->entry, argv, -1, l->err[1], -1, -1, 0);
+    }
+    return 0;
+}
+
 int mc_net_spawn(const mc_net_plan_t *plan, const char *netns, char *const argv[],
                  const char *log_path, pid_t *pid_out, zm_err_t *err)
 {
     if (!argv || !argv[0])
         return -EINVAL;
     launch_t l;
-    int rc = launch_prepare(&l, netns, 1, 1, log_path, err);
-    if (rc < 0) {
-        launch_close(&l);
+    pid_t pid;
+    int rc = launch_fork(&l, netns, true, log_path, argv, &pid, err);
+    if (rc < 0)
         return rc;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        rc = -errno;
-        launch_close(&l);
-        zm_err_set(err, NULL, 0, "fork: %s", strerror(-rc));
-        return rc;
-    }
-    if (pid == 0) {
-        close(l.go[1]);
-        child_run(&l.entry, argv, l.go[0], l.err[1], l.in_fd, l.out_fd, 1);
-    }
     close(l.go[0]);
     l.go[0] = -1;
     unsigned long long start = mc_proc_start_time(pid);
@@ -199,20 +217,10 @@ int mc_net_exec(const mc_net_plan_t *plan, const char *netns, char *const argv[]
     if (!argv || !argv[0])
         return -EINVAL;
     launch_t l;
-    int rc = launch_prepare(&l, netns, 0, 0, NULL, err);
-    if (rc < 0) {
-        launch_close(&l);
+    pid_t pid;
+    int rc = launch_fork(&l, netns, false, NULL, argv, &pid, err);
+    if (rc < 0)
         return rc;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        rc = -errno;
-        launch_close(&l);
-        zm_err_set(err, NULL, 0, "fork: %s", strerror(-rc));
-        return rc;
-    }
-    if (pid == 0)
-        child_run(&l.entry, argv, -1, l.err[1], -1, -1, 0);
     rc = exec_result(&l);
     launch_close(&l);
     int status = 0;
