@@ -243,6 +243,20 @@ static int tls_sink(void *ctx, const uint8_t *p, size_t n)
     return c->sock ? zm_sock_send(c->sock, p, n) : -EPIPE;
 }
 
+/* Our record layer seals records right in the socket's queue. */
+static uint8_t *tls_space(void *ctx, size_t min, size_t *avail)
+{
+    zm_hbc_t *c = ctx;
+    *avail = 0;
+    return c->sock ? zm_sock_send_reserve(c->sock, min, avail) : NULL;
+}
+
+static void tls_space_commit(void *ctx, size_t n)
+{
+    zm_hbc_t *c = ctx;
+    zm_sock_send_commit(c->sock, n);
+}
+
 /* Moves TLS ciphertext into the socket queue. -ENOBUFS: socket full. */
 static int push_tls_out(zm_hbc_t *c)
 {
@@ -516,8 +530,10 @@ int zm_hbc_accept(zm_hbc_t **out, zm_loop_t *loop, int fd, zm_tls_ctx_t *tls,
         return r;
     }
     r = zm_tls_new(&c->tls, tls, NULL);
-    if (r >= 0)
+    if (r >= 0) {
         zm_tls_set_sink(c->tls, tls_sink, c);
+        zm_tls_set_sink_space(c->tls, tls_space, tls_space_commit, c);
+    }
     if (r >= 0)
         r = zm_sock_wrap(&c->sock, loop, fd, &sock_handlers, c);
     if (r < 0) {
@@ -556,6 +572,7 @@ static int hbc_connect(zm_hbc_t **out, zm_loop_t *loop, int fd, const struct soc
     if (r < 0)
         goto fail_c;
     zm_tls_set_sink(c->tls, tls_sink, c);
+    zm_tls_set_sink_space(c->tls, tls_space, tls_space_commit, c);
     if (fd >= 0)
         r = zm_sock_connect_fd(&c->sock, loop, fd, addr, addr_len, &sock_handlers, c);
     else

@@ -145,6 +145,13 @@ int zm_sock_fd(const zm_sock_t *s);
  * socket's next send completion that leaves the queue below low water);
  * -EPIPE after shutdown or close. */
 int zm_sock_send(zm_sock_t *s, const void *data, size_t len);
+/* The same without the copy: at least min (<= send_chunk_size) contiguous
+ * bytes at the queue's tail to write into; *avail says how many (up to a
+ * chunk). NULL when zm_sock_send would refuse min bytes (-ENOBUFS: on_drain
+ * is armed; or the socket is closing). Nothing is queued until
+ * zm_sock_send_commit(s, n <= *avail); no other send on s in between. */
+uint8_t *zm_sock_send_reserve(zm_sock_t *s, size_t min, size_t *avail);
+void zm_sock_send_commit(zm_sock_t *s, size_t n);
 size_t zm_sock_send_queued(const zm_sock_t *s);
 /* True while the queue is above send_low_water, i.e. on_drain is armed and
  * will fire when it falls back: "acknowledge upstream later". */

@@ -79,6 +79,7 @@ struct zm_sock {
     void *ctx;
     /* send queue */
     struct chunk *sq_head, *sq_tail;
+    struct chunk *resv; /* handed out by zm_sock_send_reserve, not yet queued */
     uint32_t head_off;
     size_t queued;
     /* receive buffers held while paused (bids, linked through loop->held_next) */

@@ -212,6 +212,7 @@ static void send_queue_free(zm_sock_t *s)
     s->sq_tail = NULL;
     s->queued = 0;
     s->head_off = 0;
+    zm_sock_send_commit(s, 0);
 }
 
 /* ---- progress: everything deferred out of callbacks ---- */
@@ -461,6 +462,7 @@ int zm_sock_connect_fd(zm_sock_t **out, zm_loop_t *loop, int fd, const struct so
     if (!s)
         return -ENOBUFS;
     zm__set_blocking(fd);
+    set_nodelay(fd);
     memcpy(&s->peer, addr, addr_len);
     s->peer_len = addr_len;
     struct io_uring_sqe *sqe;
@@ -587,6 +589,60 @@ int zm_sock_send(zm_sock_t *s, const void *data, size_t len)
         s->flags |= SF_DRAIN_ARMED;
     zm__sock_schedule(s);
     return 0;
+}
+
+uint8_t *zm_sock_send_reserve(zm_sock_t *s, size_t min, size_t *avail)
+{
+    zm_loop_t *loop = s->loop;
+    size_t cs = loop->cfg.send_chunk_size;
+    *avail = 0;
+    if ((s->flags & (SF_CLOSING | SF_CLOSE_FLUSH | SF_SHUT_REQ)) || min > cs)
+        return NULL;
+    if (s->queued + min > loop->cfg.send_queue_limit) {
+        s->flags |= SF_DRAIN_ARMED;
+        return NULL;
+    }
+    struct chunk *t = s->sq_tail;
+    if (t && cs - t->len >= min) {
+        zm_sock_send_commit(s, 0); /* a reservation given up on */
+        *avail = cs - t->len;
+        return t->data + t->len;
+    }
+    if (!s->resv && !(s->resv = zm__chunk_get(loop))) {
+        s->flags |= SF_DRAIN_ARMED;
+        return NULL;
+    }
+    s->resv->len = 0;
+    *avail = cs;
+    return s->resv->data;
+}
+
+void zm_sock_send_commit(zm_sock_t *s, size_t n)
+{
+    struct chunk *c = s->resv;
+    if (!n) {
+        if (c) {
+            s->resv = NULL;
+            zm__chunk_put(s->loop, c);
+        }
+        return;
+    }
+    if (c) {
+        s->resv = NULL;
+        c->len = (uint32_t)n;
+        c->next = NULL;
+        if (s->sq_tail)
+            s->sq_tail->next = c;
+        else
+            s->sq_head = c;
+        s->sq_tail = c;
+    } else {
+        s->sq_tail->len += (uint32_t)n;
+    }
+    s->queued += n;
+    if (s->queued > s->loop->cfg.send_low_water)
+        s->flags |= SF_DRAIN_ARMED;
+    zm__sock_schedule(s);
 }
 
 int zm_sock_shutdown_write(zm_sock_t *s)

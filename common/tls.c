@@ -23,6 +23,10 @@
  * SPIFFE ID, trust domain, expected IDs and ALPN. Refusing there (instead of
  * after the handshake) makes wolfSSL send the alert, so the peer learns why.
  *
+ * Records: once the handshake is done on an AES-GCM suite, tls_record.c
+ * protects them instead of wolfSSL (zm_tls_read / write / shutdown hand
+ * over to it when t->rl is set); wolfSSL's IO callbacks are then unused.
+ *
  * Invariants: a zm_tls_t holds one reference on its zm_tls_ctx_t for its
  * whole life; once failed (t->rc < 0) every call returns the same error.
  *
@@ -32,7 +36,6 @@
 #include <wolfssl/options.h>
 
 #include <wolfssl/error-ssl.h>
-#include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
 #include <pthread.h>
@@ -42,43 +45,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "tls.h"
+#include "tls_int.h"
 
-#define ZM_TLS_IN_MAX (256u * 1024)
-#define ZM_TLS_OUT_MAX (16u * 1024 * 1024)
-#define ZM_TLS_BUF_INIT (17u * 1024 + 512) /* one full TLS record */
 #define ZM_TLS_FILE_MAX (1u * 1024 * 1024)
-
-struct zm_tls_ctx {
-    atomic_int refs;
-    WOLFSSL_CTX *ssl_ctx;
-    bool server, allow_no_client_cert;
-    char alpn[32];
-    char trust_domain[128];
-    zm_spiffe_id_t self;
-    int64_t not_after;
-};
-
-typedef struct buf {
-    uint8_t *p;
-    size_t cap, head, tail;
-} buf_t;
-
-struct zm_tls {
-    WOLFSSL *ssl;
-    zm_tls_ctx_t *ctx;
-    buf_t in, out;
-    const uint8_t *lent; /* borrowed input, until zm_tls_feed_settle */
-    size_t lent_len;
-    zm_tls_sink_fn sink;
-    void *sink_ctx;
-    char **expected; /* NULL-terminated copy, one allocation */
-    bool established, has_peer, closed;
-    int rc; /* sticky failure, 0 while healthy */
-    zm_spiffe_id_t peer;
-    char alpn[32];
-    char err[384];
-};
 
 /* First URI SAN of a certificate: 1 found (copied), 0 none, <0 error. */
 static int first_uri_san(WOLFSSL_X509 *x, char *out, size_t cap)
@@ -151,8 +120,7 @@ static int io_recv(WOLFSSL *ssl, char *dst, int sz, void *arg)
     return (int)n;
 }
 
-/* Makes room for n more bytes at the tail, compacting only when needed. */
-static int buf_reserve(buf_t *b, size_t n, size_t max)
+int zm__tls_buf_reserve(zm_tls_buf_t *b, size_t n, size_t max)
 {
     size_t used = b->tail - b->head;
     if (used + n > max)
@@ -191,7 +159,7 @@ static int io_send(WOLFSSL *ssl, char *src, int sz, void *arg)
     if (t->sink && t->out.tail == t->out.head &&
         t->sink(t->sink_ctx, (const uint8_t *)src, (size_t)sz) >= 0)
         return sz;
-    if (buf_reserve(&t->out, (size_t)sz, ZM_TLS_OUT_MAX) < 0)
+    if (zm__tls_buf_reserve(&t->out, (size_t)sz, ZM_TLS_OUT_MAX) < 0)
         return WOLFSSL_CBIO_ERR_GENERAL;
     memcpy(t->out.p + t->out.tail, src, (size_t)sz);
     t->out.tail += (size_t)sz;
@@ -376,6 +344,8 @@ static int ctx_setup(zm_tls_ctx_t *c, const zm_tls_ctx_config_t *cfg, const char
                                 "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"
                               : "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:"
                                 "TLS13-CHACHA20-POLY1305-SHA256";
+    if (cfg->ciphers)
+        ciphers = cfg->ciphers;
     if (wolfSSL_CTX_set_cipher_list(x, ciphers) != WOLFSSL_SUCCESS)
         return zm_err_set(err, NULL, 0, "cannot set cipher list");
     int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1};
@@ -408,6 +378,7 @@ static int ctx_setup(zm_tls_ctx_t *c, const zm_tls_ctx_config_t *cfg, const char
     snprintf(c->alpn, sizeof(c->alpn), "%s", alpn);
     c->server = cfg->server;
     c->allow_no_client_cert = cfg->allow_no_client_cert;
+    c->wolfssl_records = cfg->wolfssl_records;
     return 0;
 }
 
@@ -522,6 +493,7 @@ int zm_tls_new(zm_tls_t **out, zm_tls_ctx_t *ctx, const char *const *expected_id
     wolfSSL_SetIOReadCtx(t->ssl, t);
     wolfSSL_SetIOWriteCtx(t->ssl, t);
     wolfSSL_SetCertCbCtx(t->ssl, t);
+    zm__tls_catch_secrets(t);
     /* The server refuses a client offering other protocols; a client that
      * offers none is caught after the handshake. */
     if (wolfSSL_UseALPN(t->ssl, ctx->alpn, (unsigned)strlen(ctx->alpn),
@@ -540,9 +512,12 @@ void zm_tls_free(zm_tls_t **tp)
     if (!t)
         return;
     *tp = NULL;
+    zm__tls_rl_free(t);
     if (t->ssl)
         wolfSSL_free(t->ssl);
     zm_tls_ctx_unref(&t->ctx);
+    explicit_bzero(t->secret_client, sizeof(t->secret_client));
+    explicit_bzero(t->secret_server, sizeof(t->secret_server));
     free(t->in.p);
     free(t->out.p);
     free(t->expected);
@@ -553,7 +528,7 @@ static int in_append(zm_tls_t *t, const uint8_t *data, size_t len)
 {
     if (len == 0)
         return 0;
-    int r = buf_reserve(&t->in, len, ZM_TLS_IN_MAX);
+    int r = zm__tls_buf_reserve(&t->in, len, ZM_TLS_IN_MAX);
     if (r < 0)
         return r;
     memcpy(t->in.p + t->in.tail, data, len);
@@ -587,7 +562,7 @@ int zm_tls_feed_borrow(zm_tls_t *t, const uint8_t *data, size_t len)
     return 0;
 }
 
-static const char *alert_name(int code)
+const char *zm__tls_alert_name(int code)
 {
     switch (code) {
     case 0:
@@ -633,7 +608,7 @@ static const char *alert_name(int code)
     }
 }
 
-static bool alert_is_refusal(int code)
+bool zm__tls_alert_is_refusal(int code)
 {
     return (code >= 42 && code <= 46) || code == 48 || code == 49 || code == 116;
 }
@@ -658,9 +633,9 @@ static int fail(zm_tls_t *t, int ret)
         rc = -EACCES;
         snprintf(t->err, sizeof(t->err), "no client certificate");
     } else if (e == FATAL_ERROR && h.last_rx.code > 0) {
-        rc = alert_is_refusal(h.last_rx.code) ? -EACCES : -EPROTO;
+        rc = zm__tls_alert_is_refusal(h.last_rx.code) ? -EACCES : -EPROTO;
         snprintf(t->err, sizeof(t->err), "peer sent alert %d (%s)%s", h.last_rx.code,
-                 alert_name(h.last_rx.code), rc == -EACCES ? ": peer refused our certificate" : "");
+                 zm__tls_alert_name(h.last_rx.code), rc == -EACCES ? ": peer refused our certificate" : "");
     } else if (e == UNKNOWN_ALPN_PROTOCOL_NAME_E) {
         snprintf(t->err, sizeof(t->err), "ALPN mismatch (want %s)", t->ctx->alpn);
     } else {
@@ -693,6 +668,11 @@ static int after_handshake(zm_tls_t *t)
         return t->rc;
     }
     t->established = true;
+    if (zm__tls_rl_start(t) < 0) {
+        snprintf(t->err, sizeof(t->err), "cannot set up the record layer");
+        t->rc = -EPROTO;
+        return t->rc;
+    }
     return ZM_OK;
 }
 
@@ -724,6 +704,8 @@ ssize_t zm_tls_read(zm_tls_t *t, uint8_t *buf, size_t len)
     }
     if (t->closed)
         return 0;
+    if (t->rl)
+        return zm__tls_rl_read(t, buf, len);
     if (len > INT32_MAX)
         len = INT32_MAX;
     int n = wolfSSL_read(t->ssl, buf, (int)len);
@@ -743,6 +725,8 @@ ssize_t zm_tls_write(zm_tls_t *t, const uint8_t *data, size_t len)
         return t->rc;
     if (!t->established)
         return -ENOTCONN;
+    if (t->rl)
+        return zm__tls_rl_write(t, data, len);
     size_t done = 0;
     while (done < len) {
         /* wolfSSL cuts records at 16 KiB itself; the chunk only keeps the
@@ -766,6 +750,8 @@ int zm_tls_shutdown(zm_tls_t *t)
 {
     if (!t->ssl)
         return -EINVAL;
+    if (t->rl)
+        return t->rc < 0 ? t->rc : zm__tls_rl_shutdown(t);
     int r = wolfSSL_shutdown(t->ssl);
     if (r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE)
         return 0;
@@ -777,6 +763,19 @@ void zm_tls_set_sink(zm_tls_t *t, zm_tls_sink_fn write, void *ctx)
 {
     t->sink = write;
     t->sink_ctx = ctx;
+}
+
+void zm_tls_set_sink_space(zm_tls_t *t, zm_tls_reserve_fn reserve, zm_tls_commit_fn commit,
+                           void *ctx)
+{
+    t->space_reserve = reserve;
+    t->space_commit = commit;
+    t->space_ctx = ctx;
+}
+
+bool zm_tls_own_records(const zm_tls_t *t)
+{
+    return t->rl != NULL;
 }
 
 size_t zm_tls_out(zm_tls_t *t, const uint8_t **data)

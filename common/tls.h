@@ -6,9 +6,14 @@
  * to an output buffer that the caller drains with zm_tls_out() /
  * zm_tls_out_consume() and hands to the event loop. So the same code is
  * exercised in memory by tests and over io_uring in the daemons. On the data
- * path two shortcuts save a copy of every byte each way: a sink
- * (zm_tls_set_sink) takes ciphertext straight from wolfSSL, and borrowed
- * input (zm_tls_feed_borrow) is read in place.
+ * path the bytes are copied as little as possible: borrowed input
+ * (zm_tls_feed_borrow) is read in place, and a sink takes ciphertext
+ * straight into the socket's queue (zm_tls_set_sink copies each record in;
+ * zm_tls_set_sink_space lets records be sealed right there). Once the
+ * handshake is done on an AES-GCM suite, records are protected by our own
+ * TLS 1.3 record layer (tls_record.c) rather than wolfSSL's, which decrypts
+ * straight from the socket's buffer into the reader's and encrypts straight
+ * into the socket's queue.
  *
  * Between mesh proxies: TLS 1.3 only, ALPN "h2", mutual authentication, peer
  * identity = the SPIFFE ID in the certificate's first URI SAN. A server
@@ -53,6 +58,14 @@ typedef struct zm_tls_ctx_config {
     bool allow_tls12;
     /* ALPN protocol to offer / require; NULL means "h2". */
     const char *alpn;
+    /* TLS 1.3 suites to offer or accept, wolfSSL names joined by ':'; NULL:
+     * TLS13-AES128-GCM-SHA256, TLS13-AES256-GCM-SHA384 and
+     * TLS13-CHACHA20-POLY1305-SHA256 (plus their TLS 1.2 ECDHE-ECDSA
+     * counterparts with allow_tls12). */
+    const char *ciphers;
+    /* Leave record protection to wolfSSL after the handshake too (slower:
+     * for tests that compare both record layers). */
+    bool wolfssl_records;
 } zm_tls_ctx_config_t;
 
 /* A parsed spiffe://<td>/ns/<ns>/sa/<sa>. */
@@ -132,6 +145,16 @@ int zm_tls_shutdown(zm_tls_t *t);
  * other change. NULL write removes the sink. */
 typedef int (*zm_tls_sink_fn)(void *ctx, const uint8_t *p, size_t n);
 void zm_tls_set_sink(zm_tls_t *t, zm_tls_sink_fn write, void *ctx);
+/* A sink records can be sealed into in place (used in addition to the
+ * copying one, by our record layer): reserve returns at least min
+ * contiguous bytes (*avail: how many) or NULL when full; commit(n) queues
+ * the first n of them. Nothing else is written to the sink in between. */
+typedef uint8_t *(*zm_tls_reserve_fn)(void *ctx, size_t min, size_t *avail);
+typedef void (*zm_tls_commit_fn)(void *ctx, size_t n);
+void zm_tls_set_sink_space(zm_tls_t *t, zm_tls_reserve_fn reserve, zm_tls_commit_fn commit,
+                           void *ctx);
+/* True once our record layer protects this connection's records. */
+bool zm_tls_own_records(const zm_tls_t *t);
 
 /* Ciphertext waiting to be sent: returns its length and points *data at it.
  * Call zm_tls_out_consume() once those bytes are queued on the socket. */

@@ -251,6 +251,65 @@ static void stale_completion_not_delivered_to_reused_slot(void **state)
     zm_loop_destroy(&loop);
 }
 
+/* Reserve/commit queue bytes in place, in order with zm_sock_send, and
+ * refuse past the queue limit without queueing anything. */
+static void send_reserve_commit_in_order(void **state)
+{
+    zm_loop_config_t cfg = {.send_chunk_size = 4096, .send_queue_limit = 64 * 1024};
+    zm_loop_t *loop;
+    assert_int_equal(zm_loop_new(&loop, &cfg), 0);
+    int a[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a), 0);
+    struct counts c = {0};
+    zm_sock_t *s;
+    assert_int_equal(zm_sock_wrap(&s, loop, a[0], &cnt_h, &c), 0);
+    size_t avail;
+    assert_null(zm_sock_send_reserve(s, 4097, &avail)); /* more than a chunk */
+    uint8_t *p = zm_sock_send_reserve(s, 10, &avail);
+    assert_non_null(p);
+    assert_int_equal(avail, 4096);
+    memcpy(p, "first-", 6);
+    zm_sock_send_commit(s, 6);
+    assert_int_equal(zm_sock_send(s, "second-", 7), 0);
+    p = zm_sock_send_reserve(s, 100, &avail); /* the tail chunk's room */
+    assert_non_null(p);
+    assert_int_equal(avail, 4096 - 13);
+    memcpy(p, "third-", 6);
+    zm_sock_send_commit(s, 6);
+    p = zm_sock_send_reserve(s, 4090, &avail); /* too little room left: a new chunk */
+    assert_non_null(p);
+    assert_int_equal(avail, 4096);
+    zm_sock_send_commit(s, 0); /* given up: nothing queued */
+    p = zm_sock_send_reserve(s, 4000, &avail);
+    memcpy(p, "fourth", 6);
+    zm_sock_send_commit(s, 6);
+    assert_int_equal(zm_sock_send_queued(s), 25);
+    /* A reservation that would pass the queue limit is refused. */
+    uint8_t big[60 * 1024];
+    memset(big, 'x', sizeof(big));
+    assert_int_equal(zm_sock_send(s, big, sizeof(big)), 0);
+    assert_null(zm_sock_send_reserve(s, 4096, &avail));
+    assert_int_equal(zm_sock_send_queued(s), 25 + sizeof(big));
+
+    size_t want = 25 + sizeof(big), got = 0;
+    uint8_t rbuf[256];
+    for (int i = 0; i < 20000 && got < want; i++) {
+        zm_loop_run_once(loop, 1);
+        ssize_t n;
+        while ((n = recv(a[1], rbuf, sizeof(rbuf), MSG_DONTWAIT)) > 0) {
+            if (got < 25)
+                assert_memory_equal(rbuf, "first-second-third-fourth" + got,
+                                    ZM_MIN((size_t)n, 25 - got));
+            got += (size_t)n;
+        }
+    }
+    assert_int_equal(got, want);
+    zm_sock_close(s, 0);
+    run_until_int(loop, &c.close, 1);
+    close(a[1]);
+    zm_loop_destroy(&loop);
+}
+
 /* ---- pool exhaustion ---- */
 
 static void pools_exhaust_with_enobufs_and_recover(void **state)
@@ -756,6 +815,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(echo_4mib_with_half_close),
         cmocka_unit_test(stale_completion_not_delivered_to_reused_slot),
+        cmocka_unit_test(send_reserve_commit_in_order),
         cmocka_unit_test(pools_exhaust_with_enobufs_and_recover),
         cmocka_unit_test(backpressure_pause_bounds_queue_and_resume_delivers),
         cmocka_unit_test(paused_data_is_held_and_nobufs_recovers),
