@@ -12,13 +12,18 @@
 #            client pod's 127.0.0.1, mTLS (TLS 1.3, both sides verified
 #            against the sandbox CA) across, plaintext out to 127.0.0.1:8080
 #            in the server pod;
-#   stunnel  the same pair with stunnel.
+#   stunnel  the same pair with stunnel;
+#   relay    the haproxy pair without TLS (plaintext across): not a peer but
+#            a ceiling, what any relay pair costs on this machine before it
+#            encrypts anything.
 # The peers use the zt workloads' own certificates (STATE/certs/zt/<sa>), the
 # ones the ztunnels present, so only the proxy differs.
 #
 # Figures per variant: wrk requests/s, p50, p99 (50 keep-alive connections);
 # the median latency of a request on a new connection; single-stream
-# download speed of a 100 MB body; proxy CPU (utime+stime of both proxy
+# download speed of a 100 MB body (the median of rounds that take the
+# variants in turn, so that a noisy moment of this shared machine does not
+# land on one variant only); proxy CPU (utime+stime of both proxy
 # processes, from /proc) per 10k requests and per GB; for zmesh also each
 # ztunnel's RSS idle and with 1,000 open connections. ztunnel_report.py
 # prints the table with ratios against the best peer and the issue's targets,
@@ -26,7 +31,7 @@
 #
 # Everything started here runs in its own process group and is stopped by
 # group id at exit; the sandbox is torn down (meshctl down) whatever the exit
-# path. Steps are bounded (timeouts): the run takes about 1.5 minutes. Exit 0
+# path. Steps are bounded (timeouts): the run takes about 2 minutes. Exit 0
 # when the benchmark ran (targets not met are reported, not failed); 1 when
 # it could not run or a variant could not be measured.
 #
@@ -47,7 +52,7 @@ seconds=${ZM_ZTBENCH_SECONDS:-10}
 newconn_n=${ZM_ZTBENCH_NEWCONN:-200}
 hold_n=${ZM_ZTBENCH_HOLD:-1000}
 big=104857600 # the 100 MB object: zm-echo pads its reply to ?size=N
-downloads=3   # single-stream runs per variant; the median speed is reported
+downloads=5   # single-stream rounds; the median speed per variant is reported
 app_port=8080
 json_out="$build/bench-ztunnel.json"
 
@@ -231,12 +236,33 @@ socket = r:TCP_NODELAY=1
     start stunnel-client ip netns exec "$netns_plain_client" stunnel "$work/stunnel-client.conf"
 }
 
+# The haproxy pair again, TLS left out: the relay ceiling.
+start_relay() {
+    local common="global
+    nbthread 2
+    maxconn 4096
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 120s
+    timeout server 120s
+"
+    printf '%s\n' "$common" "frontend in" "    bind 127.0.0.1:$rly_port" \
+        "    default_backend out" "backend out" "    server s $ip_plain_server:$rly_tcp" \
+        >"$work/relay-client.cfg"
+    printf '%s\n' "$common" "frontend in" "    bind $ip_plain_server:$rly_tcp" \
+        "    default_backend app" "backend app" "    server app 127.0.0.1:$app_port" \
+        >"$work/relay-server.cfg"
+    start relay-server ip netns exec "$netns_plain_server" haproxy -db -f "$work/relay-server.cfg"
+    start relay-client ip netns exec "$netns_plain_client" haproxy -db -f "$work/relay-client.cfg"
+}
+
 # ---- measurement ----------------------------------------------------------
 
 # Per variant: the client's netns, the URL base, the processes whose CPU
 # counts as the proxy's.
 declare -A v_netns=() v_url=()
-variants=(direct zmesh haproxy stunnel)
+variants=(direct zmesh haproxy stunnel relay)
 
 proxy_ticks() {
     case $1 in
@@ -266,7 +292,7 @@ check() {
 measure() {
     local v=$1 ns=${v_netns[$1]} url=${v_url[$1]} t0 t1 out i
     local hostport=${url#http://}
-    log "$v: new connections, wrk ${seconds}s, ${downloads} x 100 MB"
+    log "$v: new connections, wrk ${seconds}s"
     # Warm-up: handshakes, pools, caches, page faults.
     ip netns exec "$ns" wrk -t1 -c10 -d1s "$url/" >/dev/null 2>&1 || true
 
@@ -295,28 +321,33 @@ measure() {
     else
         incomplete "$v: wrk failed: $(tail -n 3 "$work/wrk-$v.txt" | tr '\n' ' ')"
     fi
+}
 
-    local speeds=() bytes=0 sz sp
-    t0=$(proxy_ticks "$v")
+# Single-stream downloads: each round takes every measured variant in turn.
+measure_streams() {
+    declare -A speeds=() bytes=() ticks=()
+    local i v out code sz sp t0
+    log "single stream: $downloads rounds of 100 MB through ${*}"
     for i in $(seq "$downloads"); do
-        if out=$(timeout 60 ip netns exec "$ns" curl -s -o /dev/null -m 50 \
-            -w '%{http_code} %{size_download} %{speed_download}' "$url/?size=$big") &&
-            read -r code sz sp <<<"$out" && [ "$code" = 200 ] && [ "$sz" = "$big" ]; then
-            speeds+=("$sp")
-            bytes=$((bytes + sz))
-        else
-            incomplete "$v: 100 MB download $i failed: $out"
-        fi
+        for v in "$@"; do
+            t0=$(proxy_ticks "$v")
+            if out=$(timeout 60 ip netns exec "${v_netns[$v]}" curl -s -o /dev/null -m 50 \
+                -w '%{http_code} %{size_download} %{speed_download}' "${v_url[$v]}/?size=$big") &&
+                read -r code sz sp <<<"$out" && [ "$code" = 200 ] && [ "$sz" = "$big" ]; then
+                speeds[$v]="${speeds[$v]:+${speeds[$v]},}$sp"
+                bytes[$v]=$((${bytes[$v]:-0} + sz))
+                ticks[$v]=$((${ticks[$v]:-0} + $(proxy_ticks "$v") - t0))
+            else
+                incomplete "$v: 100 MB download $i failed: $out"
+            fi
+        done
     done
-    t1=$(proxy_ticks "$v")
-    if [ ${#speeds[@]} -gt 0 ]; then
-        record "$v.stream.speeds" "$(
-            IFS=,
-            echo "${speeds[*]}"
-        )"
-        record "$v.stream.bytes" "$bytes"
-        record "$v.stream.ticks" $((t1 - t0))
-    fi
+    for v in "$@"; do
+        [ -n "${speeds[$v]:-}" ] || continue
+        record "$v.stream.speeds" "${speeds[$v]}"
+        record "$v.stream.bytes" "${bytes[$v]}"
+        record "$v.stream.ticks" "${ticks[$v]}"
+    done
 }
 
 # ztunnel RSS idle, then with hold_n idle keep-alive connections open from
@@ -364,20 +395,25 @@ main() {
     sandbox
     record zmesh.rss_start_kb "$(rss_kb "$zt1_pid"),$(rss_kb "$zt2_pid")"
     certs
-    hap_port=15101 hap_tls=15443 stn_port=15102 stn_tls=15444
+    hap_port=15101 hap_tls=15443 stn_port=15102 stn_tls=15444 rly_port=15103 rly_tcp=15445
     v_netns=([direct]=$netns_plain_client [zmesh]=$netns_zt_client
-        [haproxy]=$netns_plain_client [stunnel]=$netns_plain_client)
+        [haproxy]=$netns_plain_client [stunnel]=$netns_plain_client
+        [relay]=$netns_plain_client)
     v_url=([direct]="http://$ip_plain_server:$app_port" [zmesh]="http://$ip_zt_server:$app_port"
-        [haproxy]="http://127.0.0.1:$hap_port" [stunnel]="http://127.0.0.1:$stn_port")
+        [haproxy]="http://127.0.0.1:$hap_port" [stunnel]="http://127.0.0.1:$stn_port"
+        [relay]="http://127.0.0.1:$rly_port")
     start_haproxy
     start_stunnel
+    start_relay
 
-    local v
+    local v working=()
     for v in "${variants[@]}"; do
         if check "$v"; then
             measure "$v"
+            working+=("$v")
         fi
     done
+    [ ${#working[@]} -gt 0 ] && measure_streams "${working[@]}"
     measure_rss
 
     record complete "$complete"

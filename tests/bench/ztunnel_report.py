@@ -8,7 +8,9 @@ could not be measured is absent: it prints as "n/a", is null in the JSON,
 and a target that needs it is "NOT MEASURED" (never MET).
 
 "Best peer" is haproxy or stunnel, whichever did better on that row in the
-same run. Ratios are zmesh / best peer. CPU counts both proxies of a pair
+same run. "relay" (the haproxy pair without TLS) is no peer: it shows what
+a relay pair that encrypts nothing reaches on this machine, a ceiling the
+single-stream target is compared with. Ratios are zmesh / best peer. CPU counts both proxies of a pair
 (client side and server side), and both ztunnels for zmesh; the
 per-ztunnel CPU target uses the busier of the two ztunnels.
 
@@ -20,7 +22,7 @@ import statistics
 import sys
 import time
 
-VARIANTS = ("direct", "zmesh", "haproxy", "stunnel")
+VARIANTS = ("direct", "zmesh", "haproxy", "stunnel", "relay")
 PEERS = ("haproxy", "stunnel")
 MB = 1e6
 
@@ -128,8 +130,9 @@ def main(results, json_out):
     print()
     print("ztunnel benchmark: client pod (node-1) -> server pod (node-2), %s cores, %s"
           % (kv.get("host.cores", "?"), kv.get("host.cpu", "?")))
-    print("  direct: no proxy; zmesh: two ztunnels, HBONE; haproxy / stunnel: a TLS 1.3 mTLS pair")
-    head = "%-38s %10s %10s %10s %10s %14s" % ("", *VARIANTS, "zmesh/best")
+    print("  direct: no proxy; zmesh: two ztunnels, HBONE; haproxy / stunnel: a TLS 1.3 mTLS pair;")
+    print("  relay: the haproxy pair without TLS (a ceiling, not a peer)")
+    head = "%-38s %10s %10s %10s %10s %10s %14s" % ("", *VARIANTS, "zmesh/best")
     print(head)
     print("-" * len(head))
     for label, key, higher, nd in rows:
@@ -138,8 +141,15 @@ def main(results, json_out):
         ratios[key] = {"best_peer": who, "ratio": r}
         cells = [fmt(fig[v][key], nd) for v in VARIANTS]
         rs = "n/a" if r is None else "%.2fx (%s)" % (r, who[0:2])
-        print("%-38s %10s %10s %10s %10s %14s" % (label, *cells, rs))
+        print("%-38s %10s %10s %10s %10s %10s %14s" % (label, *cells, rs))
     print()
+    stream_best, _ = best(fig, "stream_mbytes_per_s", True)
+    relay = fig["relay"]["stream_mbytes_per_s"]
+    if stream_best and relay:
+        print("single stream: 1.5x the best peer is %.0f MB/s; the relay without TLS did %.0f MB/s "
+              "(%.2fx the best peer), zmesh %.0f%% of it"
+              % (1.5 * stream_best, relay, relay / stream_best,
+                 100 * (z["stream_mbytes_per_s"] or 0) / relay))
     if zt_us:
         print("ztunnel CPU per request (us): node-1 %s, node-2 %s"
               % tuple(fmt(x, 1) for x in zt_us))
