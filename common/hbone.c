@@ -211,6 +211,28 @@ static ssize_t data_length_cb(nghttp2_session *ng, uint8_t type, int32_t id, int
     return (ssize_t)ZM_MIN(wire - 9, (size_t)peer_max_frame);
 }
 
+/* A DATA frame nghttp2 left in place (NO_COPY, only with a writer): what
+ * stage_output coalesced before it goes first. */
+static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *src, void *ud)
+{
+    (void)ng, (void)src;
+    zm_hbone_conn_t *c = ud;
+    zm_hbone_stream_t *s = zm__hbone_stream_of(c, frame->hd.stream_id);
+    if (!s || frame->data.padlen)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (c->out_len > 0) {
+        struct iovec iov = {c->out, c->out_len};
+        if (c->writer(c->writer_ctx, &iov, 1) < 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        c->out_len = 0;
+    }
+    int r = zm__hbone_send_data(c, s, framehd, length);
+    if (r < 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return r > 0 ? NGHTTP2_ERR_PAUSE : 0;
+}
+
 static int on_stream_close_cb(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 {
     zm_hbone_conn_t *c = ud;
@@ -326,6 +348,7 @@ int zm_hbone_conn_new(zm_hbone_conn_t **out, bool server, const zm_hbone_setting
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send_cb);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send_cb);
     nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, data_length_cb);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, send_data_cb);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     /* Every TCP reset an application makes becomes an RST_STREAM on a
      * shared tunnel; nghttp2's rapid-reset guard (1,000 then 33/s) would
@@ -461,6 +484,12 @@ static void stage_output(zm_hbone_conn_t *c)
             c->pend_len = (size_t)n;
         }
     }
+}
+
+void zm_hbone_set_writer(zm_hbone_conn_t *c, zm_hbone_writer_fn write, void *ctx)
+{
+    c->writer = write;
+    c->writer_ctx = ctx;
 }
 
 int zm_hbone_feed(zm_hbone_conn_t *c, const uint8_t *data, size_t len)

@@ -42,6 +42,7 @@
 #include "zm.h"
 
 #include <stdbool.h>
+#include <sys/uio.h>
 #include <sys/types.h>
 
 typedef struct zm_hbone_conn zm_hbone_conn_t;
@@ -118,6 +119,15 @@ int zm_hbone_feed(zm_hbone_conn_t *c, const uint8_t *data, size_t len);
  * points *data at them; valid until the next call on c. Small frames are
  * coalesced (up to 64 KiB). Call until it returns 0. */
 ssize_t zm_hbone_output(zm_hbone_conn_t *c, const uint8_t **data);
+/* DATA without copies: once set, nghttp2 leaves DATA payloads where they
+ * are (NGHTTP2_DATA_FLAG_NO_COPY) and each DATA frame is written during
+ * zm_hbone_output through write(ctx, iov, n): its 9-byte header, then the
+ * payload from the stream's buffer or loan; coalesced output waiting before
+ * it goes first, so bytes keep their order. write must not call into c; it
+ * returns 0, 1 (written, but the transport is full: zm_hbone_output
+ * returns what it has and stops) or < 0 (the connection fails). */
+typedef int (*zm_hbone_writer_fn)(void *ctx, const struct iovec *iov, int iovcnt);
+void zm_hbone_set_writer(zm_hbone_conn_t *c, zm_hbone_writer_fn write, void *ctx);
 bool zm_hbone_want_output(const zm_hbone_conn_t *c);
 
 /* Client: opens a CONNECT stream to authority with extra headers (no
@@ -140,6 +150,13 @@ int zm_hbone_respond(zm_hbone_stream_t *s, int status, const zm_hbone_header_t *
 /* Queues tunnel bytes: returns bytes accepted (maybe fewer than len),
  * ZM_AGAIN if none fit, -EPIPE after shutdown or reset. */
 ssize_t zm_hbone_stream_write(zm_hbone_stream_t *s, const uint8_t *data, size_t len);
+/* The same without the copy: the bytes stay the caller's, DATA frames
+ * written (through the connection's writer) before zm_hbone_stream_settle
+ * are read from them in place, and settle copies what is left. The caller
+ * must settle before data goes away; a write, lend or the stream's end
+ * settles first. settle returns 0 or -ENOMEM (the rest is dropped then). */
+ssize_t zm_hbone_stream_lend(zm_hbone_stream_t *s, const uint8_t *data, size_t len);
+int zm_hbone_stream_settle(zm_hbone_stream_t *s);
 /* END_STREAM after the queued bytes. */
 int zm_hbone_stream_shutdown(zm_hbone_stream_t *s);
 /* RST_STREAM with error_code (e.g. NGHTTP2_CANCEL, NGHTTP2_CONNECT_ERROR).

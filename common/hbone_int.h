@@ -46,7 +46,11 @@ struct zm_hbone_stream {
     zm_hbone_stream_t *prev, *next;   /* conn->streams */
     zm_hbone_stream_t *wprev, *wnext; /* conn's on_stream_writable queue */
     chunk_t *head, *tail;
-    size_t queued;
+    /* A loan (zm_hbone_stream_lend): the caller's bytes after the chunks,
+     * until zm_hbone_stream_settle copies what is left of them. */
+    const uint8_t *lent;
+    size_t lent_len;
+    size_t queued;       /* chunk bytes + lent_len */
     uint64_t unconsumed; /* handed to on_stream_data, not consumed yet */
     uint32_t reset_code;
     bool announced;      /* the owner knows it (on_request delivered / opened) */
@@ -85,6 +89,9 @@ struct zm_hbone_conn {
     const char *method, *authority;
     int status;
 
+    zm_hbone_writer_fn writer; /* set: DATA goes out without copies */
+    void *writer_ctx;
+
     uint8_t *out;
     size_t out_len;
     bool out_returned;   /* out was handed to the owner by zm_hbone_output */
@@ -112,6 +119,12 @@ void zm__hbone_stream_release(zm_hbone_conn_t *c, zm_hbone_stream_t *s, uint32_t
 
 /* Returns every queued chunk of s to the connection's free list. */
 void zm__hbone_stream_drop_buffer(zm_hbone_stream_t *s);
+
+/* Writes a DATA frame through the connection's writer: the 9-byte header
+ * framehd, then length bytes of s's buffer and loan, which it consumes.
+ * Returns the writer's answer (0, 1: transport full, < 0: failed). */
+int zm__hbone_send_data(zm_hbone_conn_t *c, zm_hbone_stream_t *s, const uint8_t *framehd,
+                        size_t length);
 
 /* Takes s off the connection's on_stream_writable queue, if it is on it. */
 void zm__hbone_wq_remove(zm_hbone_conn_t *c, zm_hbone_stream_t *s);

@@ -321,14 +321,35 @@ static void hbc_flush_internal(zm_hbc_t *c)
             return;
         }
     }
+    /* DATA frames went out through hbc_write inside zm_hbone_output; it
+     * stops nghttp2 once the socket is full, and we wait for on_drain. */
+    const uint8_t *waiting;
+    if (zm_sock_send_queued(c->sock) >= ZM_HBC_SOCK_HIGH_WATER || zm_tls_out(c->tls, &waiting)) {
+        c->flags |= ZM_HBC_BLOCKED_SOCK;
+        return;
+    }
     c->flags &= ~ZM_HBC_BLOCKED_SOCK;
     if ((c->flags & ZM_HBC_CLOSING) && !(c->flags & ZM_HBC_DEAD) && c->sock)
         zm_sock_close(c->sock, ZM_SOCK_CLOSE_FLUSH);
 }
 
+/* HBONE's writer: DATA frames straight from the streams' buffers into
+ * TLS, which seals them into the socket's queue (no copy on the way).
+ * Answers 1 once the socket is full: HBONE then stops producing. */
+static int hbc_write(void *ctx, const struct iovec *iov, int iovcnt)
+{
+    zm_hbc_t *c = ctx;
+    if (zm_tls_writev(c->tls, iov, iovcnt) < 0)
+        return -EPROTO;
+    if (push_tls_out(c) == -ENOBUFS)
+        return 1;
+    return zm_sock_send_queued(c->sock) >= ZM_HBC_SOCK_HIGH_WATER ? 1 : 0;
+}
+
 static int finish_handshake(zm_hbc_t *c)
 {
     c->flags |= ZM_HBC_ESTABLISHED;
+    zm_hbone_set_writer(c->h2, hbc_write, c);
     zm_timer_start(c->loop, &c->keepalive, ZM_HBC_PING_INTERVAL_MS, keepalive_fired);
     if ((c->flags & ZM_HBC_SERVER) && c->h && c->h->on_handshake && c->h->on_handshake(c) < 0)
         return -EACCES;

@@ -61,6 +61,8 @@ void zm__hbone_stream_drop_buffer(zm_hbone_stream_t *s)
         chunk_put(s->conn, k);
     }
     s->tail = NULL;
+    s->lent = NULL;
+    s->lent_len = 0;
     s->queued = 0;
 }
 
@@ -150,20 +152,31 @@ void zm__hbone_stream_release(zm_hbone_conn_t *c, zm_hbone_stream_t *s, uint32_t
 
 /* ---- the data provider ---- */
 
-static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
-                            uint32_t *flags, nghttp2_data_source *src, void *ud)
+/* Takes up to n bytes off the front of s's buffer, then its loan, into
+ * iov (at most max pieces) without copying; returns the pieces used. The
+ * chunks stay until take_done. */
+static int take_pieces(zm_hbone_stream_t *s, size_t n, struct iovec *iov, int max)
 {
-    zm_hbone_conn_t *c = ud;
-    zm_hbone_stream_t *s = zm__hbone_stream_of(c, id);
-    if (!s || !s->can_send)
-        return NGHTTP2_ERR_DEFERRED;
-    size_t n = 0;
-    while (n < length && s->head) {
+    int k = 0;
+    for (chunk_t *ch = s->head; n > 0 && ch && k < max; ch = ch->next) {
+        size_t t = ZM_MIN(n, (size_t)(ch->end - ch->start));
+        iov[k++] = (struct iovec){ch->data + ch->start, t};
+        n -= t;
+    }
+    if (n > 0 && k < max && s->lent_len >= n)
+        iov[k++] = (struct iovec){(void *)s->lent, n};
+    return k;
+}
+
+/* Drops n sent bytes from the front of s's buffer and loan. */
+static void take_done(zm_hbone_conn_t *c, zm_hbone_stream_t *s, size_t n)
+{
+    s->queued -= n;
+    while (n > 0 && s->head) {
         chunk_t *k = s->head;
-        size_t take = ZM_MIN(length - n, (size_t)(k->end - k->start));
-        memcpy(buf + n, k->data + k->start, take);
-        k->start += (uint32_t)take;
-        n += take;
+        size_t t = ZM_MIN(n, (size_t)(k->end - k->start));
+        k->start += (uint32_t)t;
+        n -= t;
         if (k->start == k->end) {
             s->head = k->next;
             if (!s->head)
@@ -171,15 +184,60 @@ static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
             chunk_put(c, k);
         }
     }
-    s->queued -= n;
-    if (s->queued == 0 && s->shut_wr)
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-    else if (n == 0)
-        return NGHTTP2_ERR_DEFERRED;
+    s->lent += n;
+    s->lent_len -= n;
     /* Delivered after mem_send returns, where the owner may write freely. */
     if (s->want_writable && !s->shut_wr && s->queued <= c->set.stream_send_buffer / 2)
         wq_add(c, s);
+}
+
+static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+                            uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    zm_hbone_conn_t *c = ud;
+    zm_hbone_stream_t *s = zm__hbone_stream_of(c, id);
+    if (!s || !s->can_send)
+        return NGHTTP2_ERR_DEFERRED;
+    size_t n = ZM_MIN(length, s->queued);
+    if (n == s->queued && s->shut_wr)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    else if (n == 0)
+        return NGHTTP2_ERR_DEFERRED;
+    if (c->writer) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY; /* zm__hbone_send_data writes it */
+        return (ssize_t)n;
+    }
+    struct iovec iov[8];
+    size_t off = 0;
+    while (off < n) {
+        int k = take_pieces(s, n - off, iov, (int)ZM_ARRAY_LEN(iov));
+        size_t got = 0;
+        for (int i = 0; i < k; i++) {
+            memcpy(buf + off + got, iov[i].iov_base, iov[i].iov_len);
+            got += iov[i].iov_len;
+        }
+        take_done(c, s, got);
+        off += got;
+    }
     return (ssize_t)n;
+}
+
+int zm__hbone_send_data(zm_hbone_conn_t *c, zm_hbone_stream_t *s, const uint8_t *framehd,
+                        size_t length)
+{
+    /* A frame is at most 64 KiB: a few chunks and the loan. */
+    struct iovec iov[2 + DATA_FRAME_WIRE / CHUNK_SIZE + 2];
+    iov[0] = (struct iovec){(void *)framehd, 9};
+    int k = 1 + take_pieces(s, length, iov + 1, (int)ZM_ARRAY_LEN(iov) - 1);
+    size_t got = 0;
+    for (int i = 1; i < k; i++)
+        got += iov[i].iov_len;
+    if (got != length)
+        return -EPROTO; /* nghttp2 asked for more than data_read_cb offered */
+    int r = c->writer(c->writer_ctx, iov, k);
+    if (r >= 0)
+        take_done(c, s, length);
+    return r;
 }
 
 /* ---- streams ---- */
@@ -274,17 +332,12 @@ int zm_hbone_respond(zm_hbone_stream_t *s, int status, const zm_hbone_header_t *
     return 0;
 }
 
-ssize_t zm_hbone_stream_write(zm_hbone_stream_t *s, const uint8_t *data, size_t len)
+/* Copies data into s's chunks; returns the bytes copied (short only when
+ * out of memory). Not counted in queued. */
+static size_t append_copy(zm_hbone_stream_t *s, const uint8_t *data, size_t want)
 {
     zm_hbone_conn_t *c = s->conn;
-    if (s->shut_wr || s->reset || c->failed)
-        return -EPIPE;
-    size_t room = c->set.stream_send_buffer - s->queued;
-    if (room == 0) {
-        s->want_writable = true;
-        return ZM_AGAIN;
-    }
-    size_t want = ZM_MIN(len, room), n = 0;
+    size_t n = 0;
     while (n < want) {
         chunk_t *k = s->tail;
         if (!k || k->end == CHUNK_SIZE) {
@@ -301,14 +354,71 @@ ssize_t zm_hbone_stream_write(zm_hbone_stream_t *s, const uint8_t *data, size_t 
         k->end += (uint32_t)take;
         n += take;
     }
+    return n;
+}
+
+int zm_hbone_stream_settle(zm_hbone_stream_t *s)
+{
+    if (!s->lent_len)
+        return 0;
+    size_t n = append_copy(s, s->lent, s->lent_len), lost = s->lent_len - n;
+    s->queued -= lost;
+    s->lent = NULL;
+    s->lent_len = 0;
+    return lost ? -ENOMEM : 0;
+}
+
+/* Room for len more bytes: how many are accepted, ZM_AGAIN for none, or
+ * -EPIPE. */
+static ssize_t stream_room(zm_hbone_stream_t *s, size_t len)
+{
+    zm_hbone_conn_t *c = s->conn;
+    if (s->shut_wr || s->reset || c->failed)
+        return -EPIPE;
+    size_t room = c->set.stream_send_buffer - s->queued;
+    if (room == 0) {
+        s->want_writable = true;
+        return ZM_AGAIN;
+    }
+    if (len > room)
+        s->want_writable = true;
+    return (ssize_t)ZM_MIN(len, room);
+}
+
+static void stream_queued(zm_hbone_stream_t *s, size_t n)
+{
+    s->queued += n;
+    if (s->can_send && n > 0)
+        nghttp2_session_resume_data(s->conn->ng, s->id); /* fails harmlessly if not deferred */
+}
+
+ssize_t zm_hbone_stream_write(zm_hbone_stream_t *s, const uint8_t *data, size_t len)
+{
+    if (zm_hbone_stream_settle(s) < 0)
+        return -ENOMEM;
+    ssize_t want = stream_room(s, len);
+    if (want <= 0)
+        return want;
+    size_t n = append_copy(s, data, (size_t)want);
     if (n == 0 && len > 0)
         return -ENOMEM;
-    s->queued += n;
-    if (n < len)
+    if (n < (size_t)want)
         s->want_writable = true;
-    if (s->can_send && n > 0)
-        nghttp2_session_resume_data(c->ng, s->id); /* fails harmlessly if not deferred */
+    stream_queued(s, n);
     return (ssize_t)n;
+}
+
+ssize_t zm_hbone_stream_lend(zm_hbone_stream_t *s, const uint8_t *data, size_t len)
+{
+    if (zm_hbone_stream_settle(s) < 0)
+        return -ENOMEM;
+    ssize_t n = stream_room(s, len);
+    if (n <= 0)
+        return n;
+    s->lent = data;
+    s->lent_len = (size_t)n;
+    stream_queued(s, (size_t)n);
+    return n;
 }
 
 int zm_hbone_stream_shutdown(zm_hbone_stream_t *s)

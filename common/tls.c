@@ -635,7 +635,8 @@ static int fail(zm_tls_t *t, int ret)
     } else if (e == FATAL_ERROR && h.last_rx.code > 0) {
         rc = zm__tls_alert_is_refusal(h.last_rx.code) ? -EACCES : -EPROTO;
         snprintf(t->err, sizeof(t->err), "peer sent alert %d (%s)%s", h.last_rx.code,
-                 zm__tls_alert_name(h.last_rx.code), rc == -EACCES ? ": peer refused our certificate" : "");
+                 zm__tls_alert_name(h.last_rx.code),
+                 rc == -EACCES ? ": peer refused our certificate" : "");
     } else if (e == UNKNOWN_ALPN_PROTOCOL_NAME_E) {
         snprintf(t->err, sizeof(t->err), "ALPN mismatch (want %s)", t->ctx->alpn);
     } else {
@@ -744,6 +745,26 @@ ssize_t zm_tls_write(zm_tls_t *t, const uint8_t *data, size_t len)
         done += (size_t)n;
     }
     return (ssize_t)len;
+}
+
+ssize_t zm_tls_writev(zm_tls_t *t, const struct iovec *iov, int iovcnt)
+{
+    if (t->rc < 0)
+        return t->rc;
+    if (!t->established)
+        return -ENOTCONN;
+    if (t->rl)
+        return zm__tls_rl_writev(t, iov, iovcnt);
+    ssize_t total = 0; /* wolfSSL's records: a record (at least) per piece */
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len == 0)
+            continue;
+        ssize_t n = zm_tls_write(t, iov[i].iov_base, iov[i].iov_len);
+        if (n < 0)
+            return n;
+        total += n;
+    }
+    return total;
 }
 
 int zm_tls_shutdown(zm_tls_t *t)

@@ -35,6 +35,7 @@
 
 #include <stdbool.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 typedef struct zm_tls_ctx zm_tls_ctx_t;
 typedef struct zm_tls zm_tls_t;
@@ -133,6 +134,10 @@ ssize_t zm_tls_read(zm_tls_t *t, uint8_t *buf, size_t len);
  * zm_tls_out() before writing more. Input is bounded at 256 KiB buffered
  * (zm_tls_feed returns -ENOBUFS): read plaintext before feeding more. */
 ssize_t zm_tls_write(zm_tls_t *t, const uint8_t *data, size_t len);
+/* The same for pieces that make one plaintext stream (e.g. a frame header
+ * and the payload it announces): records are sealed across the pieces
+ * without first joining them. Returns the total length or < 0. */
+ssize_t zm_tls_writev(zm_tls_t *t, const struct iovec *iov, int iovcnt);
 /* Queues close_notify. */
 int zm_tls_shutdown(zm_tls_t *t);
 

@@ -18,13 +18,14 @@
 #include <wolfssl/ssl.h>
 
 #include <stdatomic.h>
+#include <sys/uio.h>
 
 #include "tls.h"
 
 #define ZM_TLS_IN_MAX (256u * 1024)
 #define ZM_TLS_OUT_MAX (16u * 1024 * 1024)
 #define ZM_TLS_BUF_INIT (17u * 1024 + 512) /* one full TLS record */
-#define ZM_TLS_SECRET_MAX 48                /* SHA-384 */
+#define ZM_TLS_SECRET_MAX 48               /* SHA-384 */
 
 #if defined(HAVE_SECRET_CALLBACK) && defined(WOLFSSL_AESGCM_STREAM)
 #define ZM_TLS_RECORD_LAYER 1
@@ -92,6 +93,7 @@ void zm__tls_rl_free(zm_tls_t *t);
 /* The record-layer halves of zm_tls_read / zm_tls_write / zm_tls_shutdown. */
 ssize_t zm__tls_rl_read(zm_tls_t *t, uint8_t *buf, size_t len);
 ssize_t zm__tls_rl_write(zm_tls_t *t, const uint8_t *data, size_t len);
+ssize_t zm__tls_rl_writev(zm_tls_t *t, const struct iovec *iov, int cnt);
 int zm__tls_rl_shutdown(zm_tls_t *t);
 
 #endif

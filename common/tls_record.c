@@ -45,8 +45,8 @@
 #define REC_HDR 5
 #define TAG_LEN 16
 #define NONCE_LEN 12
-#define MAX_PLAIN 16384u                  /* 2^14 */
-#define MAX_CIPHER (MAX_PLAIN + 256u)     /* RFC 8446 5.2 */
+#define MAX_PLAIN 16384u                     /* 2^14 */
+#define MAX_CIPHER (MAX_PLAIN + 256u)        /* RFC 8446 5.2 */
 #define REC_OVERHEAD (REC_HDR + 1 + TAG_LEN) /* header, content type, tag */
 /* A sink's tail with less room than this starts a fresh chunk rather than
  * a record too small to be worth its 22 bytes of overhead. */
@@ -127,8 +127,24 @@ static int rl_fail(zm_tls_t *t, int rc, const char *why)
 
 /* ---- sealing ---- */
 
-/* Writes one record of n content bytes at out (n + REC_OVERHEAD bytes). */
-static int seal(zm_tls_rl_t *rl, uint8_t type, const uint8_t *data, size_t n, uint8_t *out)
+/* Where sealing is in a list of plaintext pieces. */
+typedef struct cursor {
+    const struct iovec *iov;
+    int cnt;
+    size_t off; /* into iov[0] */
+} cursor_t;
+
+static size_t cursor_left(const cursor_t *cur)
+{
+    size_t n = 0;
+    for (int i = 0; i < cur->cnt; i++)
+        n += cur->iov[i].iov_len;
+    return n - cur->off;
+}
+
+/* Writes one record of the next n content bytes at out (n + REC_OVERHEAD
+ * bytes), encrypting each piece where it lies. */
+static int seal(zm_tls_rl_t *rl, uint8_t type, cursor_t *cur, size_t n, uint8_t *out)
 {
     size_t clen = n + 1 + TAG_LEN;
     out[0] = CT_APPLICATION_DATA;
@@ -141,22 +157,38 @@ static int seal(zm_tls_rl_t *rl, uint8_t type, const uint8_t *data, size_t n, ui
     Aes *aes = &rl->tx.aes;
     int r = wc_AesGcmEncryptInit(aes, NULL, 0, nonce, NONCE_LEN);
     if (r == 0)
-        r = wc_AesGcmEncryptUpdate(aes, out + REC_HDR, data, (word32)n, out, REC_HDR);
+        r = wc_AesGcmEncryptUpdate(aes, NULL, NULL, 0, out, REC_HDR);
+    uint8_t *dst = out + REC_HDR;
+    while (r == 0 && n > 0) {
+        while (cur->off == cur->iov->iov_len) {
+            cur->iov++;
+            cur->cnt--;
+            cur->off = 0;
+        }
+        size_t k = ZM_MIN(n, cur->iov->iov_len - cur->off);
+        r = wc_AesGcmEncryptUpdate(aes, dst, (const uint8_t *)cur->iov->iov_base + cur->off,
+                                   (word32)k, NULL, 0);
+        cur->off += k;
+        dst += k;
+        n -= k;
+    }
     if (r == 0)
-        r = wc_AesGcmEncryptUpdate(aes, out + REC_HDR + n, &type, 1, NULL, 0);
+        r = wc_AesGcmEncryptUpdate(aes, dst, &type, 1, NULL, 0);
     if (r == 0)
-        r = wc_AesGcmEncryptFinal(aes, out + REC_HDR + n + 1, TAG_LEN);
+        r = wc_AesGcmEncryptFinal(aes, dst + 1, TAG_LEN);
     rl->tx.seq++;
     return r == 0 ? 0 : -EPROTO;
 }
 
-/* Seals data as records of at most MAX_PLAIN: into the sink's space when it
- * has some and nothing older waits in `out`; else into `out`, handed to the
- * copying sink when it was empty (the order on the wire is kept either
- * way). */
-static int seal_all(zm_tls_t *t, uint8_t type, const uint8_t *data, size_t len)
+/* Seals the pieces as records of at most MAX_PLAIN: into the sink's space
+ * when it has some and nothing older waits in `out`; else into `out`,
+ * handed to the copying sink when it was empty (the order on the wire is
+ * kept either way). */
+static int seal_all(zm_tls_t *t, uint8_t type, const struct iovec *iov, int cnt)
 {
     zm_tls_rl_t *rl = t->rl;
+    cursor_t cur = {iov, cnt, 0};
+    size_t len = cursor_left(&cur);
     do {
         size_t piece = ZM_MIN(len, (size_t)MAX_PLAIN), avail = 0;
         uint8_t *dst = NULL;
@@ -173,7 +205,7 @@ static int seal_all(zm_tls_t *t, uint8_t type, const uint8_t *data, size_t len)
                 return rl_fail(t, -ENOBUFS, "output buffer full");
             dst = t->out.p + t->out.tail;
         }
-        if (seal(rl, type, data, piece, dst) < 0)
+        if (seal(rl, type, &cur, piece, dst) < 0)
             return rl_fail(t, -EPROTO, "record encryption failed");
         if (direct) {
             t->space_commit(t->space_ctx, rec);
@@ -182,24 +214,39 @@ static int seal_all(zm_tls_t *t, uint8_t type, const uint8_t *data, size_t len)
             if (was_empty && t->sink && t->sink(t->sink_ctx, dst, rec) >= 0)
                 t->out.head = t->out.tail = 0;
         }
-        data += piece;
         len -= piece;
     } while (len > 0);
     return 0;
+}
+
+static int seal_one(zm_tls_t *t, uint8_t type, const void *data, size_t len)
+{
+    struct iovec iov = {(void *)data, len};
+    return seal_all(t, type, &iov, 1);
 }
 
 ssize_t zm__tls_rl_write(zm_tls_t *t, const uint8_t *data, size_t len)
 {
     if (len == 0)
         return 0;
-    int r = seal_all(t, CT_APPLICATION_DATA, data, len);
+    int r = seal_one(t, CT_APPLICATION_DATA, data, len);
+    return r < 0 ? r : (ssize_t)len;
+}
+
+ssize_t zm__tls_rl_writev(zm_tls_t *t, const struct iovec *iov, int cnt)
+{
+    cursor_t cur = {iov, cnt, 0};
+    size_t len = cnt > 0 ? cursor_left(&cur) : 0;
+    if (len == 0)
+        return 0;
+    int r = seal_all(t, CT_APPLICATION_DATA, iov, cnt);
     return r < 0 ? r : (ssize_t)len;
 }
 
 int zm__tls_rl_shutdown(zm_tls_t *t)
 {
     static const uint8_t alert[2] = {1 /* warning */, 0 /* close_notify */};
-    return seal_all(t, CT_ALERT, alert, sizeof(alert));
+    return seal_one(t, CT_ALERT, alert, sizeof(alert));
 }
 
 /* ---- opening ---- */
@@ -300,7 +347,7 @@ static int post_handshake(zm_tls_t *t, const uint8_t *p, size_t n)
                 return rl_fail(t, -EPROTO, "KeyUpdate failed");
             if (p[4] == 1) { /* update_requested: answer, then switch */
                 static const uint8_t not_requested[5] = {HS_KEY_UPDATE, 0, 0, 1, 0};
-                if (seal_all(t, CT_HANDSHAKE, not_requested, sizeof(not_requested)) < 0)
+                if (seal_one(t, CT_HANDSHAKE, not_requested, sizeof(not_requested)) < 0)
                     return t->rc;
                 if (dir_update(rl, &rl->tx) < 0)
                     return rl_fail(t, -EPROTO, "KeyUpdate failed");
@@ -344,8 +391,8 @@ ssize_t zm__tls_rl_read(zm_tls_t *t, uint8_t *buf, size_t len)
         }
         uint8_t nonce[NONCE_LEN];
         nonce_of(&rl->rx, nonce);
-        int r = wc_AesGcmDecrypt(&rl->rx.aes, dst, rec + REC_HDR, (word32)plen, nonce,
-                                 NONCE_LEN, rec + REC_HDR + plen, TAG_LEN, rec, REC_HDR);
+        int r = wc_AesGcmDecrypt(&rl->rx.aes, dst, rec + REC_HDR, (word32)plen, nonce, NONCE_LEN,
+                                 rec + REC_HDR + plen, TAG_LEN, rec, REC_HDR);
         if (r != 0)
             return rl_fail(t, -EPROTO, "TLS record authentication failed (bad_record_mac)");
         rl->rx.seq++;
@@ -491,6 +538,12 @@ ssize_t zm__tls_rl_read(zm_tls_t *t, uint8_t *buf, size_t len)
 ssize_t zm__tls_rl_write(zm_tls_t *t, const uint8_t *data, size_t len)
 {
     (void)t, (void)data, (void)len;
+    return -ENOTSUP;
+}
+
+ssize_t zm__tls_rl_writev(zm_tls_t *t, const struct iovec *iov, int cnt)
+{
+    (void)t, (void)iov, (void)cnt;
     return -ENOTSUP;
 }
 

@@ -167,20 +167,31 @@ static void sock_on_data(zm_sock_t *s, const uint8_t *data, size_t len)
 {
     zm_tunnel_t *t = zm_sock_ctx(s);
     t->busy++;
+    bool lent = false;
     if (t->pending_len == 0 && t->stream && (t->flags & ZM_TF_OPEN)) {
-        ssize_t n = zm_hbone_stream_write(t->stream, data, len);
+        /* Lent, not copied: the flush below writes DATA frames straight
+         * from the receive buffer; settle keeps only what did not go. */
+        ssize_t n = zm_hbone_stream_lend(t->stream, data, len);
         if (n > 0) {
+            lent = true;
             t->stats.bytes_to_stream += (uint64_t)n;
             data += n;
             len -= (size_t)n;
         }
     }
     if (len && keep_pending(t, data, len) < 0) {
+        if (lent && t->stream)
+            zm_hbone_stream_settle(t->stream);
         t->busy--;
         zm_tunnel_abort(t, "tunnel buffer overflow");
         return;
     }
     flush_conn(t);
+    if (lent && t->stream && zm_hbone_stream_settle(t->stream) < 0) {
+        t->busy--;
+        zm_tunnel_abort(t, "out of memory");
+        return;
+    }
     t->busy--;
     tunnel_check(t);
 }

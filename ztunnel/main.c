@@ -134,7 +134,8 @@ int main(int argc, char **argv)
          * 64 KiB pieces (a quarter of the receive calls and completions of
          * 16 KiB ones, four TLS records per read); bytes are handed on as
          * soon as they arrive, so a deeper ring would only cost memory. */
-        .loop = {.recv_buf_count = 64, .recv_buf_size = 64 * 1024,
+        .loop = {.recv_buf_count = 64,
+                 .recv_buf_size = 64 * 1024,
                  /* Sockets are the connection limit: one more is refused at
                   * accept, never an abort. Slots cost memory only once used. */
                  .max_socks = cfg->limits.max_connections,
