@@ -160,7 +160,7 @@ unsigned zm__chunks_available(const zm_loop_t *loop)
     return loop->chunks_idle + (loop->cfg.send_chunk_count - loop->chunks_made);
 }
 
-#define ZM_LOOP_CHUNK_CACHE 128u /* idle send chunks kept: 2 MiB at 16 KiB */
+#define ZM_LOOP_CHUNK_CACHE_BYTES (2u << 20) /* idle send chunks kept: 128 of 16 KiB */
 
 struct chunk *zm__chunk_get(zm_loop_t *loop)
 {
@@ -185,7 +185,7 @@ void zm__chunk_put(zm_loop_t *loop, struct chunk *c)
 {
     /* Keep a warm cache, give the rest back: a burst must not pin the
      * whole pool's worth of memory for the life of the process. */
-    if (loop->chunks_idle >= ZM_LOOP_CHUNK_CACHE) {
+    if ((size_t)loop->chunks_idle * loop->cfg.send_chunk_size >= ZM_LOOP_CHUNK_CACHE_BYTES) {
         free(c);
         loop->chunks_made--;
         return;

@@ -139,6 +139,10 @@ int main(int argc, char **argv)
                  /* Sockets are the connection limit: one more is refused at
                   * accept, never an abort. Slots cost memory only once used. */
                  .max_socks = cfg->limits.max_connections,
+                 /* Four whole TLS records (16 KiB + 22 bytes each) per send
+                  * chunk: records are sealed in place there, and a 64 KiB
+                  * DATA frame then takes exactly four of them. */
+                 .send_chunk_size = 4 * (16384 + 22),
                  .send_queue_limit = cfg->limits.send_queue_bytes},
     };
     d.n_workers = cfg->workers ? cfg->workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
