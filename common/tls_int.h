@@ -95,5 +95,8 @@ ssize_t zm__tls_rl_read(zm_tls_t *t, uint8_t *buf, size_t len);
 ssize_t zm__tls_rl_write(zm_tls_t *t, const uint8_t *data, size_t len);
 ssize_t zm__tls_rl_writev(zm_tls_t *t, const struct iovec *iov, int cnt);
 int zm__tls_rl_shutdown(zm_tls_t *t);
+/* Seals one record of any inner content type (tests and the fuzz driver
+ * send what a peer might: handshake messages, alerts, padding-only). */
+int zm__tls_rl_send_record(zm_tls_t *t, uint8_t type, const uint8_t *data, size_t len);
 
 #endif
