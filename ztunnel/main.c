@@ -130,11 +130,12 @@ int main(int argc, char **argv)
         .drain = zt_worker_drain,
         .fini = zt_worker_fini,
         .arg = &d,
-        /* 64 x 64 KiB receive buffers per worker: a bulk stream arrives in
+        /* 32 x 64 KiB receive buffers per worker: a bulk stream arrives in
          * 64 KiB pieces (a quarter of the receive calls and completions of
-         * 16 KiB ones, four TLS records per read); bytes are handed on as
-         * soon as they arrive, so a deeper ring would only cost memory. */
-        .loop = {.recv_buf_count = 64,
+         * 16 KiB ones, four TLS records per read). A buffer goes back to the
+         * ring as soon as its bytes are handed on, so a deeper ring would
+         * only cost resident memory (2 MiB per worker here). */
+        .loop = {.recv_buf_count = 32,
                  .recv_buf_size = 64 * 1024,
                  /* Sockets are the connection limit: one more is refused at
                   * accept, never an abort. Slots cost memory only once used. */
