@@ -230,6 +230,7 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
     int r = zm__hbone_send_data(c, s, framehd, length);
     if (r < 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
+    c->writer_full = r > 0;
     return r > 0 ? NGHTTP2_ERR_PAUSE : 0;
 }
 
@@ -467,6 +468,7 @@ static void stage_output(zm_hbone_conn_t *c)
         c->out_len = 0;
         c->out_returned = false;
     }
+    c->writer_full = false;
     while (!c->pend) {
         const uint8_t *p;
         ssize_t n = nghttp2_session_mem_send(c->ng, &p);
@@ -520,25 +522,35 @@ int zm_hbone_feed(zm_hbone_conn_t *c, const uint8_t *data, size_t len)
     return c->failed ? -EPROTO : 0;
 }
 
-static void deliver_writable(zm_hbone_conn_t *c)
+/* Returns whether an owner was told (and so may have written more). */
+static bool deliver_writable(zm_hbone_conn_t *c)
 {
+    bool told = false;
     while (c->wq_head) {
         zm_hbone_stream_t *s = c->wq_head;
         zm__hbone_wq_remove(c, s);
         if (!s->want_writable || s->shut_wr || s->reset)
             continue;
         s->want_writable = false;
-        if (c->cb.on_stream_writable)
+        if (c->cb.on_stream_writable) {
             c->cb.on_stream_writable(s);
+            told = true;
+        }
     }
+    return told;
 }
 
 ssize_t zm_hbone_output(zm_hbone_conn_t *c, const uint8_t **data)
 {
-    stage_output(c);
-    if (c->terminated && !c->failed)
-        fail(c, "protocol_error");
-    deliver_writable(c);
+    /* With a writer, DATA leaves inside stage_output and returns nothing
+     * here: what owners write from on_stream_writable must be staged in
+     * this same call, or it would wait for the next event. */
+    do {
+        stage_output(c);
+        if (c->terminated && !c->failed)
+            fail(c, "protocol_error");
+    } while (deliver_writable(c) && c->writer && !c->writer_full && !c->out_len && !c->pend &&
+             !c->failed);
     if (c->out_len == 0 && c->pend) {
         /* Too big to coalesce: hand nghttp2's own buffer over. */
         *data = c->pend;

@@ -91,6 +91,7 @@ struct zm_hbone_conn {
 
     zm_hbone_writer_fn writer; /* set: DATA goes out without copies */
     void *writer_ctx;
+    bool writer_full; /* it answered "transport full" during this staging */
 
     uint8_t *out;
     size_t out_len;

@@ -44,8 +44,8 @@ static void cleanup(void)
 
 static zm_tls_ctx_t *make_ctx(bool server, char *cert, char *key)
 {
-    zm_tls_ctx_config_t cfg = {.server = server, .cert_pem = cert, .key_pem = key,
-                               .ca_pem = ca_cert};
+    zm_tls_ctx_config_t cfg = {
+        .server = server, .cert_pem = cert, .key_pem = key, .ca_pem = ca_cert};
     zm_err_t err;
     zm_tls_ctx_t *ctx = NULL;
     if (zm_tls_ctx_new(&ctx, &cfg, &err) < 0) {
