@@ -132,6 +132,22 @@ static void check_listen(zm_config_parse_t *ctx, const config_setting_t *s, zm_c
     }
 }
 
+/* All of a stream's unacknowledged bytes can land in one socket's queue
+ * (bytes are acknowledged while it is under its 256 KiB low-water mark):
+ * a window the queue cannot hold would abort tunnels under load. */
+static void check_hbone(zm_config_parse_t *ctx, const config_setting_t *s, zm_config_t *cfg)
+{
+    uint64_t need = (uint64_t)cfg->hbone.stream_window + 256 * 1024;
+    if (need <= cfg->limits.send_queue_bytes)
+        return;
+    const config_setting_t *at = s ? config_setting_get_member(s, "stream_window") : NULL;
+    zm_config_problem(ctx, at ? at : s,
+                      "'hbone.stream_window' (%u) needs 'limits.send_queue_bytes' of at least "
+                      "%llu (it is %u): a stream's unacknowledged bytes share one socket's queue",
+                      (unsigned)cfg->hbone.stream_window, (unsigned long long)need,
+                      (unsigned)cfg->limits.send_queue_bytes);
+}
+
 /* ca_file defaults to cert_dir/ca.pem, wherever cert_dir points. */
 static void check_tls(zm_config_parse_t *ctx, const config_setting_t *s, zm_config_t *cfg)
 {
@@ -148,7 +164,7 @@ static const zm_config_section_t sections[] = {
     {"node", FIELDS(node_fields), NULL, NULL, NULL, NULL},
     {"listen", FIELDS(listen_fields), check_listen, NULL, NULL, NULL},
     {"limits", FIELDS(limits_fields), NULL, NULL, NULL, NULL},
-    {"hbone", FIELDS(hbone_fields), NULL, NULL, NULL, NULL},
+    {"hbone", FIELDS(hbone_fields), check_hbone, NULL, NULL, NULL},
     {"tls", FIELDS(tls_fields), check_tls, NULL, NULL, NULL},
     {"log", FIELDS(log_fields), NULL, NULL, NULL, NULL},
     {"workloads", NULL, 0, zm_config_mesh_check_workloads, zm_config_mesh_parse_workloads,

@@ -147,7 +147,7 @@ static const char full_cfg[] = "node = { name = \"worker-7\"; trust_domain = \"p
                                "};\n"
                                "limits = { max_connections = 1000; max_streams_per_conn = 50;\n"
                                "  max_header_bytes = 8192; max_body_buffer = 0;\n"
-                               "  send_queue_bytes = 65536; };\n"
+                               "  send_queue_bytes = 1048576; };\n"
                                "hbone = { stream_window = 65535; conn_window = 2147483647;\n"
                                "  max_frame_size = 16384; pool_idle_timeout_ms = 0;\n"
                                "  ping_interval_ms = 0; ping_timeout_ms = 100; };\n"
@@ -178,7 +178,7 @@ static void every_key_parsed(void **state)
     assert_int_equal(cfg->limits.max_streams_per_conn, 50);
     assert_int_equal(cfg->limits.max_header_bytes, 8192);
     assert_int_equal(cfg->limits.max_body_buffer, 0);
-    assert_int_equal(cfg->limits.send_queue_bytes, 65536);
+    assert_int_equal(cfg->limits.send_queue_bytes, 1048576);
     assert_int_equal(cfg->hbone.stream_window, 65535);
     assert_int_equal(cfg->hbone.conn_window, 2147483647u);
     assert_int_equal(cfg->hbone.max_frame_size, 16384);
@@ -300,6 +300,15 @@ static void out_of_range(void **state)
     assert_string_equal(msg, at(d, "main.cfg", 2,
                                 "'listen.hbone' and 'listen.admin' both use port 15008", want,
                                 sizeof(want)));
+    load_error(
+        d, "limits = { send_queue_bytes = 4194304; };\nhbone = {\n stream_window = 4194304;\n};\n",
+        msg, sizeof(msg));
+    assert_string_equal(msg,
+                        at(d, "main.cfg", 3,
+                           "'hbone.stream_window' (4194304) needs 'limits.send_queue_bytes' of "
+                           "at least 4456448 (it is 4194304): a stream's unacknowledged bytes "
+                           "share one socket's queue",
+                           want, sizeof(want)));
 }
 
 static void bad_enum(void **state)
