@@ -1,6 +1,6 @@
 /*
- * hbone_io.c — an HBONE connection on a loop socket (socket → TLS → HTTP/2),
- * and the per-worker pool of client connections.
+ * hbone_io.c — an HBONE connection on a loop socket (socket → TLS → HTTP/2).
+ * The per-worker pool of client connections is in hbone_pool.c.
  *
  * Input path: on_data lends the socket's buffer to TLS (read in place, only
  * a trailing partial record is copied); while the handshake runs its output
@@ -9,15 +9,17 @@
  * while the socket's queue is under ZM_HBC_SOCK_HIGH_WATER; above it the
  * connection is marked ZM_HBC_BLOCKED_SOCK and resumes on the socket's
  * on_drain: that is what lets a slow TCP peer push back through the
- * streams' windows. TLS records reach the socket queue through TLS's sink;
- * what the queue refuses waits in TLS's output buffer (push_tls_out).
+ * streams' windows. TLS seals records straight into the socket queue (its
+ * sink space) and DATA frames reach TLS without a copy (hbc_write, HBONE's
+ * writer); what the queue refuses waits in TLS's output buffer
+ * (push_tls_out).
  *
  * Lifetime: a connection dies only in the socket's on_close (nothing in
  * flight any more). Before freeing the HTTP/2 session every stream still open
  * gets its on_close, so owners never hold a dangling stream. Calls that
  * arrive while we are inside our own callbacks only set flags (`busy`).
  */
-#include "hbone_io.h"
+#include "hbone_io_int.h"
 #include "log.h"
 
 #include <nghttp2/nghttp2.h>
@@ -31,48 +33,6 @@
 #define ZM_HBC_HANDSHAKE_TIMEOUT_MS 10000u
 #define ZM_HBC_PING_INTERVAL_MS 10000u
 #define ZM_HBC_PING_TIMEOUT_MS 20000u
-
-/* Why a connection is not moving; HAProxy-style flags. */
-#define ZM_HBC_ESTABLISHED 0x01u
-#define ZM_HBC_BLOCKED_SOCK 0x02u /* socket queue above high water */
-#define ZM_HBC_CLOSING 0x04u
-#define ZM_HBC_SERVER 0x08u
-#define ZM_HBC_DRAINING 0x10u
-#define ZM_HBC_DEAD 0x20u   /* socket closed; free when not busy */
-#define ZM_HBC_FAILED 0x40u /* ended by an error worth a log line */
-
-struct zm_hbc {
-    zm_loop_t *loop;
-    zm_sock_t *sock;
-    zm_tls_ctx_t *tls_ctx;
-    zm_tls_t *tls;
-    zm_hbone_conn_t *h2;
-    const zm_hbc_handlers_t *h;
-    void *ctx;
-    unsigned flags;
-    unsigned busy;
-    const char *reason;
-
-    zm_hbone_stream_t **streams; /* open streams, for on_close at teardown */
-    unsigned n_streams, cap_streams;
-
-    /* Pool membership (client connections made by a pool). */
-    zm_hbone_pool_t *pool;
-    zm_hbc_t *pool_next, *pool_prev;
-    char src_id[ZM_SPIFFE_ID_MAX];
-    char dst_id[ZM_SPIFFE_ID_MAX];
-    const char *expected[2];
-    struct sockaddr_storage next_hop, src_ip;
-    zm_timer_t idle_timer;
-    zm_timer_t keepalive; /* handshake deadline, then PING cadence */
-};
-
-struct zm_hbone_pool {
-    zm_loop_t *loop;
-    zm_hbone_pool_config_t cfg;
-    zm_hbc_t *head;
-    unsigned n_conns;
-};
 
 static void hbc_maybe_free(zm_hbc_t *c);
 static void keepalive_fired(zm_timer_t *t);
@@ -108,43 +68,6 @@ static void untrack_stream(zm_hbc_t *c, zm_hbone_stream_t *s)
             return;
         }
     }
-}
-
-/* ---- pool bookkeeping ---- */
-
-static void pool_unlink(zm_hbc_t *c)
-{
-    zm_hbone_pool_t *p = c->pool;
-    if (!p)
-        return;
-    if (c->pool_prev)
-        c->pool_prev->pool_next = c->pool_next;
-    else
-        p->head = c->pool_next;
-    if (c->pool_next)
-        c->pool_next->pool_prev = c->pool_prev;
-    c->pool_next = c->pool_prev = NULL;
-    c->pool = NULL;
-    p->n_conns--;
-    zm_timer_stop(c->loop, &c->idle_timer);
-}
-
-static void idle_expired(zm_timer_t *t)
-{
-    zm_hbc_t *c = ZM_CONTAINER_OF(t, zm_hbc_t, idle_timer);
-    if (c->n_streams == 0)
-        zm_hbc_drain(c);
-}
-
-static void pool_note_activity(zm_hbc_t *c)
-{
-    if (!c->pool)
-        return;
-    /* Our own count: nghttp2 still counts a stream inside its close callback. */
-    if (c->n_streams == 0 && !(c->flags & ZM_HBC_CLOSING))
-        zm_timer_start(c->loop, &c->idle_timer, c->pool->cfg.idle_timeout_ms, idle_expired);
-    else
-        zm_timer_stop(c->loop, &c->idle_timer);
 }
 
 /* ---- HTTP/2 callbacks: dispatch to stream owners ---- */
@@ -200,7 +123,7 @@ static void h2_on_stream_close(zm_hbone_stream_t *s, uint32_t error_code)
     const zm_hbs_ops_t *ops = stream_ops(s);
     if (ops && ops->on_close)
         ops->on_close(s, error_code);
-    pool_note_activity(c);
+    zm__hbc_pool_note_activity(c);
     if ((c->flags & ZM_HBC_DRAINING) && c->n_streams == 0)
         zm_hbc_close(c, "drained");
 }
@@ -482,7 +405,7 @@ static void hbc_maybe_free(zm_hbc_t *c)
         return;
     c->busy++; /* owners' on_close may call back into us */
     zm_timer_stop(c->loop, &c->keepalive);
-    pool_unlink(c);
+    zm__hbc_pool_unlink(c);
     while (c->n_streams > 0) {
         zm_hbone_stream_t *s = c->streams[--c->n_streams];
         const zm_hbs_ops_t *ops = stream_ops(s);
@@ -569,10 +492,10 @@ int zm_hbc_accept(zm_hbc_t **out, zm_loop_t *loop, int fd, zm_tls_ctx_t *tls,
     return 0;
 }
 
-static int hbc_connect(zm_hbc_t **out, zm_loop_t *loop, int fd, const struct sockaddr *addr,
-                       socklen_t addr_len, zm_tls_ctx_t *tls, const char *const *expected,
-                       const zm_hbone_settings_t *settings, const zm_hbc_handlers_t *h, void *ctx,
-                       zm_hbone_pool_t *pool, const zm_hbone_pool_key_t *key)
+int zm__hbc_connect(zm_hbc_t **out, zm_loop_t *loop, int fd, const struct sockaddr *addr,
+                    socklen_t addr_len, zm_tls_ctx_t *tls, const char *const *expected,
+                    const zm_hbone_settings_t *settings, const zm_hbc_handlers_t *h, void *ctx,
+                    zm_hbone_pool_t *pool, const zm_hbone_pool_key_t *key)
 {
     zm_hbc_t *c;
     const char *const *exp = expected;
@@ -625,8 +548,8 @@ int zm_hbc_connect(zm_hbc_t **out, zm_loop_t *loop, int fd, const struct sockadd
                    socklen_t addr_len, zm_tls_ctx_t *tls, const char *const *expected_ids,
                    const zm_hbone_settings_t *settings, const zm_hbc_handlers_t *h, void *ctx)
 {
-    return hbc_connect(out, loop, fd, addr, addr_len, tls, expected_ids, settings, h, ctx, NULL,
-                       NULL);
+    return zm__hbc_connect(out, loop, fd, addr, addr_len, tls, expected_ids, settings, h, ctx, NULL,
+                           NULL);
 }
 
 zm_hbone_stream_t *zm_hbc_open(zm_hbc_t *c, const char *authority, const zm_hbone_header_t *headers,
@@ -642,7 +565,7 @@ zm_hbone_stream_t *zm_hbc_open(zm_hbc_t *c, const char *authority, const zm_hbon
         zm_hbone_stream_reset(s, NGHTTP2_REFUSED_STREAM);
         return NULL;
     }
-    pool_note_activity(c);
+    zm__hbc_pool_note_activity(c);
     zm_hbc_flush(c);
     return s;
 }
@@ -664,7 +587,7 @@ void zm_hbc_drain(zm_hbc_t *c)
     if (c->flags & (ZM_HBC_DRAINING | ZM_HBC_CLOSING))
         return;
     c->flags |= ZM_HBC_DRAINING;
-    pool_unlink(c);
+    zm__hbc_pool_unlink(c);
     zm_hbone_goaway(c->h2, NGHTTP2_NO_ERROR);
     if (c->n_streams == 0)
         zm_hbc_close(c, "drained");
@@ -680,7 +603,7 @@ void zm_hbc_close(zm_hbc_t *c, const char *reason)
         return;
     bool was_closing = c->flags & ZM_HBC_CLOSING;
     c->flags |= ZM_HBC_CLOSING;
-    pool_unlink(c);
+    zm__hbc_pool_unlink(c);
     if (!was_closing && c->sock)
         zm_sock_close(c->sock, ZM_SOCK_CLOSE_FLUSH);
 }
@@ -713,115 +636,4 @@ bool zm_hbc_ready(const zm_hbc_t *c)
 zm_loop_t *zm_hbc_loop(const zm_hbc_t *c)
 {
     return c->loop;
-}
-
-/* ---- pool ---- */
-
-int zm_hbone_pool_new(zm_hbone_pool_t **out, zm_loop_t *loop, const zm_hbone_pool_config_t *cfg)
-{
-    zm_hbone_pool_t *p = calloc(1, sizeof(*p));
-    if (!p)
-        return -ENOMEM;
-    p->loop = loop;
-    if (cfg)
-        p->cfg = *cfg;
-    if (!p->cfg.max_streams_per_conn)
-        p->cfg.max_streams_per_conn = 100;
-    if (!p->cfg.idle_timeout_ms)
-        p->cfg.idle_timeout_ms = 300000;
-    if (!p->cfg.settings.stream_window)
-        zm_hbone_settings_defaults(&p->cfg.settings, false);
-    *out = p;
-    return 0;
-}
-
-void zm_hbone_pool_free(zm_hbone_pool_t **pp)
-{
-    zm_hbone_pool_t *p = *pp;
-    if (!p)
-        return;
-    while (p->head) {
-        zm_hbc_t *c = p->head;
-        pool_unlink(c);
-        zm_hbc_close(c, "pool closed");
-    }
-    free(p);
-    *pp = NULL;
-}
-
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b,
-                      bool with_port)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_addr.s_addr == y->sin_addr.s_addr &&
-               (!with_port || x->sin_port == y->sin_port);
-    }
-    if (a->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-        return !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) &&
-               (!with_port || x->sin6_port == y->sin6_port);
-    }
-    return a->ss_family == AF_UNSPEC;
-}
-
-static bool key_matches(const zm_hbc_t *c, const zm_hbone_pool_key_t *k)
-{
-    return !strcmp(c->src_id, k->src_id ? k->src_id : "") &&
-           !strcmp(c->dst_id, k->dst_id ? k->dst_id : "") &&
-           same_addr(&c->next_hop, &k->next_hop, true) && same_addr(&c->src_ip, &k->src_ip, false);
-}
-
-static socklen_t addr_len(const struct sockaddr_storage *a)
-{
-    return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-}
-
-int zm_hbone_pool_open(zm_hbone_pool_t *p, const zm_hbone_pool_key_t *key, zm_tls_ctx_t *tls,
-                       const char *authority, const zm_hbone_header_t *headers, size_t n_headers,
-                       void *stream_ctx, zm_hbone_stream_t **out_stream)
-{
-    for (zm_hbc_t *c = p->head; c; c = c->pool_next) {
-        if (c->flags & (ZM_HBC_CLOSING | ZM_HBC_DRAINING) || !key_matches(c, key))
-            continue;
-        if (zm_hbone_active_streams(c->h2) >= p->cfg.max_streams_per_conn ||
-            !zm_hbone_can_open(c->h2))
-            continue;
-        zm_hbone_stream_t *s = zm_hbc_open(c, authority, headers, n_headers, stream_ctx);
-        if (s) {
-            *out_stream = s;
-            return 0;
-        }
-    }
-    int fd = -1;
-    if (p->cfg.make_socket) {
-        fd = p->cfg.make_socket(key, p->cfg.make_socket_arg);
-        if (fd < 0)
-            return fd;
-    }
-    zm_hbc_t *c;
-    int r = hbc_connect(&c, p->loop, fd, (const struct sockaddr *)&key->next_hop,
-                        addr_len(&key->next_hop), tls, NULL, &p->cfg.settings, NULL, NULL, p, key);
-    if (r < 0)
-        return r;
-    zm_hbone_stream_t *s = zm_hbc_open(c, authority, headers, n_headers, stream_ctx);
-    if (!s) {
-        zm_hbc_close(c, "stream open failed");
-        return -ENOBUFS;
-    }
-    *out_stream = s;
-    return 0;
-}
-
-unsigned zm_hbone_pool_conns(const zm_hbone_pool_t *p)
-{
-    return p->n_conns;
-}
-
-void zm_hbone_pool_drain(zm_hbone_pool_t *p)
-{
-    while (p->head)
-        zm_hbc_drain(p->head); /* unlinks itself */
 }

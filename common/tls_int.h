@@ -1,5 +1,5 @@
 /*
- * tls_int.h — TLS internals, private to tls.c and tls_record.c.
+ * tls_int.h — TLS internals, private to tls.c, tls_ctx.c and tls_record.c.
  *
  * tls.c drives wolfSSL (handshake, identity checks, contexts); once a
  * connection is established on an AES-GCM suite, tls_record.c takes over
@@ -77,6 +77,12 @@ struct zm_tls {
 /* Makes room for n more bytes at b's tail (at most max in use), compacting
  * only when needed. */
 int zm__tls_buf_reserve(zm_tls_buf_t *b, size_t n, size_t max);
+
+/* First URI SAN of a certificate: 1 found (copied), 0 none, < 0 error. */
+int zm__tls_first_uri_san(WOLFSSL_X509 *x, char *out, size_t cap);
+/* wolfSSL's verify callback for every context: a reason for each refusal,
+ * and the SPIFFE identity checks on the leaf (tls.c). */
+int zm__tls_verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store);
 
 /* A TLS alert's name, and whether it means the peer refused our identity. */
 const char *zm__tls_alert_name(int code);
