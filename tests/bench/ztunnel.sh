@@ -52,7 +52,7 @@ seconds=${ZM_ZTBENCH_SECONDS:-10}
 newconn_n=${ZM_ZTBENCH_NEWCONN:-200}
 hold_n=${ZM_ZTBENCH_HOLD:-1000}
 big=104857600 # the 100 MB object: zm-echo pads its reply to ?size=N
-downloads=5   # single-stream rounds; the median speed per variant is reported
+downloads=7   # single-stream rounds; the median speed per variant is reported
 app_port=8080
 json_out="$build/bench-ztunnel.json"
 
