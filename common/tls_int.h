@@ -43,6 +43,46 @@ struct zm_tls_ctx {
     int64_t not_after;
 };
 
+#if ZM_TLS_RECORD_LAYER
+#include <wolfssl/wolfcrypt/aes.h>
+#if ZM_HAVE_IPSEC_MB
+#include <intel-ipsec-mb.h>
+#endif
+
+/* One direction's AES-GCM key (tls_gcm.c): ipsec-mb's when available. */
+typedef struct zm_tls_gcm {
+#if ZM_HAVE_IPSEC_MB
+    struct gcm_key_data mb_key; /* 64-byte aligned: the holder must be too */
+    const struct mb_fns *mb;    /* NULL: wolfCrypt's */
+#endif
+    Aes aes;
+    bool aes_live;
+} zm_tls_gcm_t;
+
+/* The state of one sealing in progress. */
+typedef struct zm_tls_gcm_op {
+#if ZM_HAVE_IPSEC_MB
+    struct gcm_context_data mb_ctx;
+#endif
+    int unused;
+} zm_tls_gcm_op_t;
+
+/* "ipsec-mb" or "wolfcrypt": which AES-GCM the record layer uses here. */
+const char *zm__tls_gcm_engine(void);
+int zm__tls_gcm_init(zm_tls_gcm_t *g, const uint8_t *key, unsigned key_len);
+void zm__tls_gcm_free(zm_tls_gcm_t *g);
+/* Sealing in pieces: begin (nonce and additional data), updates, end. */
+int zm__tls_gcm_seal_begin(zm_tls_gcm_t *g, zm_tls_gcm_op_t *op, const uint8_t nonce[12],
+                           const uint8_t *aad, size_t aad_len);
+int zm__tls_gcm_seal_update(zm_tls_gcm_t *g, zm_tls_gcm_op_t *op, uint8_t *out, const uint8_t *in,
+                            size_t n);
+int zm__tls_gcm_seal_end(zm_tls_gcm_t *g, zm_tls_gcm_op_t *op, uint8_t tag[16]);
+/* Opens n bytes at once: 0, or -EBADMSG when the tag is wrong (out then
+ * holds nothing to use). */
+int zm__tls_gcm_open(zm_tls_gcm_t *g, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
+                     uint8_t *out, const uint8_t *in, size_t n, const uint8_t tag[16]);
+#endif
+
 typedef struct zm_tls_buf {
     uint8_t *p;
     size_t cap, head, tail;

@@ -56,7 +56,7 @@ enum { CT_ALERT = 21, CT_HANDSHAKE = 22, CT_APPLICATION_DATA = 23 };
 enum { HS_NEW_SESSION_TICKET = 4, HS_KEY_UPDATE = 24 };
 
 typedef struct rl_dir {
-    Aes aes;
+    zm_tls_gcm_t gcm;
     uint8_t iv[NONCE_LEN];
     uint64_t seq;
     uint8_t secret[ZM_TLS_SECRET_MAX];
@@ -91,8 +91,10 @@ static int dir_keys(zm_tls_rl_t *rl, rl_dir_t *d, const uint8_t *secret)
     int r = expand_label(rl, key, rl->key_len, d->secret, "key");
     if (r == 0)
         r = expand_label(rl, d->iv, NONCE_LEN, d->secret, "iv");
-    if (r == 0 && wc_AesGcmInit(&d->aes, key, rl->key_len, NULL, 0) != 0)
-        r = -EPROTO;
+    if (r == 0) {
+        zm__tls_gcm_free(&d->gcm);
+        r = zm__tls_gcm_init(&d->gcm, key, rl->key_len);
+    }
     explicit_bzero(key, sizeof(key));
     d->seq = 0;
     return r;
@@ -154,10 +156,8 @@ static int seal(zm_tls_rl_t *rl, uint8_t type, cursor_t *cur, size_t n, uint8_t 
     out[4] = (uint8_t)clen;
     uint8_t nonce[NONCE_LEN];
     nonce_of(&rl->tx, nonce);
-    Aes *aes = &rl->tx.aes;
-    int r = wc_AesGcmEncryptInit(aes, NULL, 0, nonce, NONCE_LEN);
-    if (r == 0)
-        r = wc_AesGcmEncryptUpdate(aes, NULL, NULL, 0, out, REC_HDR);
+    zm_tls_gcm_op_t op;
+    int r = zm__tls_gcm_seal_begin(&rl->tx.gcm, &op, nonce, out, REC_HDR);
     uint8_t *dst = out + REC_HDR;
     while (r == 0 && n > 0) {
         while (cur->off == cur->iov->iov_len) {
@@ -166,16 +166,16 @@ static int seal(zm_tls_rl_t *rl, uint8_t type, cursor_t *cur, size_t n, uint8_t 
             cur->off = 0;
         }
         size_t k = ZM_MIN(n, cur->iov->iov_len - cur->off);
-        r = wc_AesGcmEncryptUpdate(aes, dst, (const uint8_t *)cur->iov->iov_base + cur->off,
-                                   (word32)k, NULL, 0);
+        r = zm__tls_gcm_seal_update(&rl->tx.gcm, &op, dst,
+                                    (const uint8_t *)cur->iov->iov_base + cur->off, k);
         cur->off += k;
         dst += k;
         n -= k;
     }
     if (r == 0)
-        r = wc_AesGcmEncryptUpdate(aes, dst, &type, 1, NULL, 0);
+        r = zm__tls_gcm_seal_update(&rl->tx.gcm, &op, dst, &type, 1);
     if (r == 0)
-        r = wc_AesGcmEncryptFinal(aes, dst + 1, TAG_LEN);
+        r = zm__tls_gcm_seal_end(&rl->tx.gcm, &op, dst + 1);
     rl->tx.seq++;
     return r == 0 ? 0 : -EPROTO;
 }
@@ -398,8 +398,8 @@ ssize_t zm__tls_rl_read(zm_tls_t *t, uint8_t *buf, size_t len)
         }
         uint8_t nonce[NONCE_LEN];
         nonce_of(&rl->rx, nonce);
-        int r = wc_AesGcmDecrypt(&rl->rx.aes, dst, rec + REC_HDR, (word32)plen, nonce, NONCE_LEN,
-                                 rec + REC_HDR + plen, TAG_LEN, rec, REC_HDR);
+        int r = zm__tls_gcm_open(&rl->rx.gcm, nonce, rec, REC_HDR, dst, rec + REC_HDR, plen,
+                                 rec + REC_HDR + plen);
         if (r != 0)
             return rl_fail(t, -EPROTO, "TLS record authentication failed (bad_record_mac)");
         rl->rx.seq++;
@@ -481,15 +481,17 @@ int zm__tls_rl_start(zm_tls_t *t)
         break; /* ChaCha20-Poly1305: wolfSSL keeps the records */
     }
     if (key_len && t->secret_len == hash_len && wolfSSL_pending(t->ssl) == 0) {
-        zm_tls_rl_t *rl = calloc(1, sizeof(*rl));
+        /* aligned: ipsec-mb's key schedules want 64 bytes */
+        size_t size = (sizeof(zm_tls_rl_t) + 63) / 64 * 64;
+        zm_tls_rl_t *rl = aligned_alloc(64, size);
+        if (rl)
+            memset(rl, 0, size);
         if (!rl) {
             rc = -ENOMEM;
         } else {
             rl->key_len = key_len;
             rl->hash_len = hash_len;
             rl->digest = digest;
-            wc_AesInit(&rl->tx.aes, NULL, INVALID_DEVID);
-            wc_AesInit(&rl->rx.aes, NULL, INVALID_DEVID);
             bool server = wolfSSL_is_server(t->ssl);
             t->rl = rl;
             if (dir_keys(rl, &rl->tx, server ? t->secret_server : t->secret_client) < 0 ||
@@ -511,8 +513,8 @@ void zm__tls_rl_free(zm_tls_t *t)
     if (!rl)
         return;
     t->rl = NULL;
-    wc_AesFree(&rl->tx.aes);
-    wc_AesFree(&rl->rx.aes);
+    zm__tls_gcm_free(&rl->tx.gcm);
+    zm__tls_gcm_free(&rl->rx.gcm);
     free(rl->pt);
     explicit_bzero(rl, sizeof(*rl));
     free(rl);
