@@ -136,9 +136,9 @@ int zm_hbone_pool_open(zm_hbone_pool_t *p, const zm_hbone_pool_key_t *key, zm_tl
             return fd;
     }
     zm_hbc_t *c;
-    int r = zm__hbc_connect(&c, p->loop, fd, (const struct sockaddr *)&key->next_hop,
-                            addr_len(&key->next_hop), tls, NULL, &p->cfg.settings, NULL, NULL, p,
-                            key);
+    int r =
+        zm__hbc_connect(&c, p->loop, fd, (const struct sockaddr *)&key->next_hop,
+                        addr_len(&key->next_hop), tls, NULL, &p->cfg.settings, NULL, NULL, p, key);
     if (r < 0)
         return r;
     zm_hbone_stream_t *s = zm_hbc_open(c, authority, headers, n_headers, stream_ctx);

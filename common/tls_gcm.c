@@ -52,14 +52,26 @@ static void mb_setup(void)
 }
 #endif
 
-const char *zm__tls_gcm_engine(void)
+static bool force_wolfcrypt;
+
+void zm__tls_gcm_use_wolfcrypt(bool on)
+{
+    force_wolfcrypt = on;
+}
+
+static bool use_mb(void)
 {
 #if ZM_HAVE_IPSEC_MB
     pthread_once(&mb_once, mb_setup);
-    if (mb_ok)
-        return "ipsec-mb";
+    return mb_ok && !force_wolfcrypt;
+#else
+    return false;
 #endif
-    return "wolfcrypt";
+}
+
+const char *zm__tls_gcm_engine(void)
+{
+    return use_mb() ? "ipsec-mb" : "wolfcrypt";
 }
 
 int zm__tls_gcm_init(zm_tls_gcm_t *g, const uint8_t *key, unsigned key_len)
@@ -68,8 +80,7 @@ int zm__tls_gcm_init(zm_tls_gcm_t *g, const uint8_t *key, unsigned key_len)
     if (key_len != 16 && key_len != 32)
         return -EINVAL;
 #if ZM_HAVE_IPSEC_MB
-    pthread_once(&mb_once, mb_setup);
-    if (mb_ok) {
+    if (use_mb()) {
         g->mb = &mb_fns[key_len == 32];
         g->mb->pre(key, &g->mb_key);
         return 0;

@@ -69,6 +69,8 @@ typedef struct zm_tls_gcm_op {
 
 /* "ipsec-mb" or "wolfcrypt": which AES-GCM the record layer uses here. */
 const char *zm__tls_gcm_engine(void);
+/* Tests: keys made from now on use wolfCrypt even where ipsec-mb is there. */
+void zm__tls_gcm_use_wolfcrypt(bool on);
 int zm__tls_gcm_init(zm_tls_gcm_t *g, const uint8_t *key, unsigned key_len);
 void zm__tls_gcm_free(zm_tls_gcm_t *g);
 /* Sealing in pieces: begin (nonce and additional data), updates, end. */

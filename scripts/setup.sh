@@ -47,6 +47,9 @@ packages=(
     python3 python3-h2
     nghttp2-proxy nghttp2-client tinyproxy-bin wrk haproxy stunnel4
 )
+# Intel's multi-buffer crypto: the TLS record layer's AES-GCM on x86-64
+# (VAES / AVX-512 where the CPU has them); elsewhere wolfCrypt's is used.
+[ "$(dpkg --print-architecture)" = amd64 ] && packages+=(libipsec-mb-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -78,6 +78,8 @@ def main():
         "aes_128_gcm_gbps": num(kv, "aead.aes-128-gcm_gbps"),
         "aes_256_gcm_gbps": num(kv, "aead.aes-256-gcm_gbps"),
         "chacha20_poly1305_gbps": num(kv, "aead.chacha20-poly1305_gbps"),
+        "record_engine": kv.get("aead.record_engine"),
+        "record_aes_128_gcm_gbps": num(kv, "aead.record-aes-128-gcm_gbps"),
         "target_aes_128_gcm_gbps": AES_TARGET_GBPS,
     }
 
@@ -94,6 +96,8 @@ def main():
     print("  %-20s %8s GB/s   (target >= %.1f: %s)" % ("aes-128-gcm", fmt(a128), AES_TARGET_GBPS, verdict))
     print("  %-20s %8s GB/s" % ("aes-256-gcm", fmt(aead["aes_256_gcm_gbps"])))
     print("  %-20s %8s GB/s" % ("chacha20-poly1305", fmt(aead["chacha20_poly1305_gbps"])))
+    print("  %-20s %8s GB/s   (the TLS record layer's AES-GCM: %s)"
+          % ("record aes-128-gcm", fmt(aead["record_aes_128_gcm_gbps"]), aead["record_engine"] or "?"))
 
     secs, conc = kv.get("hbone.seconds", "?"), kv.get("hbone.concurrency", "?")
     print()

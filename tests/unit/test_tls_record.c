@@ -371,9 +371,46 @@ static void sink_space_keeps_order(void **state)
     pair_close(&p);
 }
 
+/* The same record-layer cases again with wolfCrypt's AES-GCM, where the
+ * build otherwise uses ipsec-mb's: both engines must stay correct. */
+static int use_wolfcrypt(void **state)
+{
+    (void)state;
+    zm__tls_gcm_use_wolfcrypt(true);
+    return 0;
+}
+
+static int use_default(void **state)
+{
+    (void)state;
+    zm__tls_gcm_use_wolfcrypt(false);
+    return 0;
+}
+
+static void engine_named(void **state)
+{
+    (void)state;
+    const char *e = zm__tls_gcm_engine();
+#if ZM_HAVE_IPSEC_MB
+    print_message("record layer AES-GCM: %s\n", e);
+    assert_true(!strcmp(e, "ipsec-mb") || !strcmp(e, "wolfcrypt"));
+#else
+    assert_string_equal(e, "wolfcrypt");
+#endif
+    zm__tls_gcm_use_wolfcrypt(true);
+    assert_string_equal(zm__tls_gcm_engine(), "wolfcrypt");
+    zm__tls_gcm_use_wolfcrypt(false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(engine_named),
+        cmocka_unit_test_setup_teardown(records_interoperate, use_wolfcrypt, use_default),
+        cmocka_unit_test_setup_teardown(suites, use_wolfcrypt, use_default),
+        cmocka_unit_test_setup_teardown(key_update_from_peer, use_wolfcrypt, use_default),
+        cmocka_unit_test_setup_teardown(tampered_record_refused, use_wolfcrypt, use_default),
+        cmocka_unit_test_setup_teardown(writev_pieces, use_wolfcrypt, use_default),
         cmocka_unit_test(records_interoperate),
         cmocka_unit_test(suites),
         cmocka_unit_test(odd_slices_and_small_reads),
