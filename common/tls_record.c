@@ -9,15 +9,16 @@
  * cost about as much as the AES-GCM itself. Here a record is decrypted
  * straight from the socket's receive buffer into the reader's buffer, and
  * sealed straight into the socket's send queue (zm_tls_set_sink_space), so
- * the only passes over the data are the cipher's.
+ * the only passes over the data are the cipher's (tls_gcm.c: ipsec-mb's
+ * AES-GCM where available, over twice wolfSSL's speed).
  *
  * How: wolfSSL still does the whole handshake; its secret callback hands us
  * the client and server application traffic secrets as it derives them.
  * When the handshake completes, no application record has been read or
- * written under them yet: the server sends no session tickets
+ * written under them yet: our servers send no session tickets
  * (wolfSSL_CTX_no_ticket_TLSv13), wolfSSL reads exactly one record at a
- * time (so bytes after the Finished stay in our input), and nothing was
- * written. So both sequence numbers start at 0 and wolfSSL is never asked
+ * time (so whatever follows the Finished, a foreign server's tickets
+ * included, stays in our input for us), and nothing was written. So both sequence numbers start at 0 and wolfSSL is never asked
  * to touch a record again. Keys and IVs are HKDF-Expand-Label(secret, "key"
  * / "iv"); each record's nonce is the IV xor its sequence number; the 5-byte
  * header is the additional data; the inner plaintext is content, content
