@@ -2,9 +2,12 @@
  * tunnel.c — splices one TCP socket and one HBONE stream.
  *
  * Invariants:
- * - Bytes read from TCP go to the stream in order; those the stream cannot
- *   take yet (CONNECT not answered, send buffer full) wait in `pending`, and
- *   reading is paused while anything is pending. `pending` is bounded by
+ * - Bytes read from TCP go to the stream in order, lent rather than copied:
+ *   the flush that follows writes DATA frames straight from the receive
+ *   buffer, and settling copies only what did not go out before the buffer
+ *   returns to the ring. Those the stream cannot take yet (CONNECT not
+ *   answered, send buffer full) wait in `pending`, and reading is paused
+ *   while anything is pending. `pending` is bounded by
  *   what arrives between pausing and the kernel stopping (a few receive
  *   buffers), capped at ZM_TUNNEL_PENDING_MAX.
  * - Stream bytes are acknowledged (nghttp2_session_consume) only while the
