@@ -18,13 +18,12 @@
  * written under them yet: our servers send no session tickets
  * (wolfSSL_CTX_no_ticket_TLSv13), wolfSSL reads exactly one record at a
  * time (so whatever follows the Finished, a foreign server's tickets
- * included, stays in our input for us), and nothing was written. So both sequence numbers start at 0 and wolfSSL is never asked
- * to touch a record again. Keys and IVs are HKDF-Expand-Label(secret, "key"
- * / "iv"); each record's nonce is the IV xor its sequence number; the 5-byte
- * header is the additional data; the inner plaintext is content, content
- * type, zero padding. After the handshake a peer may send NewSessionTicket
- * (ignored: we never resume) and KeyUpdate (honoured, answered when asked);
- * anything else is a protocol error.
+ * included, stays in our input for us), and nothing was written. So both sequence numbers start at
+ * 0 and wolfSSL is never asked to touch a record again. Keys and IVs are HKDF-Expand-Label(secret,
+ * "key" / "iv"); each record's nonce is the IV xor its sequence number; the 5-byte header is the
+ * additional data; the inner plaintext is content, content type, zero padding. After the handshake
+ * a peer may send NewSessionTicket (ignored: we never resume) and KeyUpdate (honoured, answered
+ * when asked); anything else is a protocol error.
  *
  * Suites other than AES-GCM (ChaCha20-Poly1305) keep wolfSSL's records, as
  * do builds of wolfSSL without HAVE_SECRET_CALLBACK or AES-GCM streaming.

@@ -14,6 +14,7 @@
  * the libnl message goes to the request's errbuf.
  */
 #include "sandbox_int.h"
+#include "nl_route.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -129,35 +130,14 @@ static int addr_add(struct nl_sock *sk, mc_link_req_t *r, int ifindex, const cha
 /* ip route add default via GW dev IFINDEX */
 static int default_route(struct nl_sock *sk, mc_link_req_t *r, int ifindex, const char *gw)
 {
-    struct nl_addr *dst = NULL, *via = NULL;
-    int err = nl_addr_parse("0.0.0.0/0", AF_INET, &dst);
-    if (err >= 0)
-        err = nl_addr_parse(gw, AF_INET, &via);
-    struct rtnl_route *rt = err >= 0 ? rtnl_route_alloc() : NULL;
-    struct rtnl_nexthop *nh = rt ? rtnl_route_nh_alloc() : NULL;
-    if (err >= 0 && !nh)
-        err = -NLE_NOMEM;
-    if (err >= 0) {
-        rtnl_route_set_family(rt, AF_INET);
-        rtnl_route_set_table(rt, RT_TABLE_MAIN);
-        rtnl_route_set_protocol(rt, RTPROT_STATIC);
-        rtnl_route_set_scope(rt, RT_SCOPE_UNIVERSE);
-        rtnl_route_set_type(rt, RTN_UNICAST);
-        err = rtnl_route_set_dst(rt, dst);
-    }
-    if (err >= 0) {
-        rtnl_route_nh_set_ifindex(nh, ifindex);
-        rtnl_route_nh_set_gateway(nh, via);
-        rtnl_route_add_nexthop(rt, nh); /* the route owns nh now */
-        nh = NULL;
-        err = rtnl_route_add(sk, rt, NLM_F_CREATE | NLM_F_EXCL);
-    }
-    if (nh)
-        rtnl_route_nh_free(nh);
-    if (rt)
-        rtnl_route_put(rt);
-    nl_addr_put(via);
-    nl_addr_put(dst);
+    zm_nl_route_spec_t spec = {.dst = "0.0.0.0/0",
+                               .via = gw,
+                               .ifindex = ifindex,
+                               .table = RT_TABLE_MAIN,
+                               .protocol = RTPROT_STATIC,
+                               .scope = RT_SCOPE_UNIVERSE,
+                               .type = RTN_UNICAST};
+    int err = zm_nl_route(sk, &spec, true, NLM_F_CREATE | NLM_F_EXCL);
     return err < 0 ? nl_fail(r, "default route", err) : 0;
 }
 

@@ -20,6 +20,7 @@
  * Threading: see capture.h; no shared state here.
  */
 #include "capture.h"
+#include "nl_route.h"
 #include "zt.h"
 
 #include <errno.h>
@@ -169,37 +170,14 @@ static int route_op(struct nl_sock *sk, cap_req_t *r, bool add)
     int err = rtnl_link_get_kernel(sk, 0, "lo", &lo);
     if (err < 0)
         return nl_fail(r, "lo", err);
-    int lo_idx = rtnl_link_get_ifindex(lo);
+    zm_nl_route_spec_t spec = {.dst = "0.0.0.0/0",
+                               .ifindex = rtnl_link_get_ifindex(lo),
+                               .table = ZT_CAPTURE_RT_TABLE,
+                               .protocol = RTPROT_BOOT,
+                               .scope = RT_SCOPE_HOST,
+                               .type = RTN_LOCAL};
     rtnl_link_put(lo);
-
-    struct nl_addr *dst = NULL;
-    err = nl_addr_parse("0.0.0.0/0", AF_INET, &dst);
-    if (err < 0)
-        return nl_fail(r, "route", err);
-    struct rtnl_route *rt = rtnl_route_alloc();
-    struct rtnl_nexthop *nh = rt ? rtnl_route_nh_alloc() : NULL;
-    if (!nh)
-        err = -NLE_NOMEM;
-    if (err >= 0) {
-        rtnl_route_set_family(rt, AF_INET);
-        rtnl_route_set_table(rt, ZT_CAPTURE_RT_TABLE);
-        rtnl_route_set_protocol(rt, RTPROT_BOOT);
-        rtnl_route_set_scope(rt, RT_SCOPE_HOST);
-        rtnl_route_set_type(rt, RTN_LOCAL);
-        err = rtnl_route_set_dst(rt, dst);
-    }
-    if (err >= 0) {
-        rtnl_route_nh_set_ifindex(nh, lo_idx);
-        rtnl_route_add_nexthop(rt, nh); /* the route owns nh now */
-        nh = NULL;
-        err = add ? rtnl_route_add(sk, rt, NLM_F_CREATE | NLM_F_REPLACE)
-                  : rtnl_route_delete(sk, rt, 0);
-    }
-    if (nh)
-        rtnl_route_nh_free(nh);
-    if (rt)
-        rtnl_route_put(rt);
-    nl_addr_put(dst);
+    err = zm_nl_route(sk, &spec, add, NLM_F_CREATE | NLM_F_REPLACE);
     return err < 0 ? nl_fail(r, add ? "ip route add table 133" : "ip route del table 133", err) : 0;
 }
 
