@@ -38,46 +38,12 @@ json_out="$build/bench.json"
 work=$(mktemp -d "${TMPDIR:-/tmp}/zm-bench.XXXXXX")
 results="$work/results" # key=value lines, turned into the report by report.py
 : >"$results"
-complete=true
-declare -A pgid=() # name -> process-group id of what we started
-
 log() { printf 'bench: %s\n' "$*" >&2; }
-record() { printf '%s=%s\n' "$1" "$2" >>"$results"; }
-# A figure we could not get: say why on stderr and in the report, and fail at the end.
-incomplete() {
-    log "$*"
-    record "note.$(date +%s%N)" "$*"
-    complete=false
-}
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
 
-# ---- processes ------------------------------------------------------------
-
-# start NAME CMD...: run CMD in a new session (its own process group) with its
-# output in $work/NAME.log. Without job control a background child is never a
-# group leader, so setsid(1) does not fork and $! is the group id.
-start() {
-    local name=$1
-    shift
-    setsid "$@" >"$work/$name.log" 2>&1 </dev/null &
-    pgid[$name]=$!
-}
-
-# By pid, not group: right after the fork the child may not have called
-# setsid() yet, and its group would look gone.
-alive() { kill -0 "${pgid[$1]}" 2>/dev/null; }
-
-# Stop what we started, by group id only: TERM, up to 3 s of grace, then KILL.
 cleanup() {
-    local g _
-    for g in "${pgid[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
-    for _ in $(seq 30); do
-        local any=0
-        for g in "${pgid[@]}"; do kill -0 -- "-$g" 2>/dev/null && any=1; done
-        [ $any = 0 ] && break
-        sleep 0.1
-    done
-    for g in "${pgid[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    stop_started
     rm -rf "$work"
 }
 trap cleanup EXIT

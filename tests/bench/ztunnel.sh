@@ -67,42 +67,14 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/zm-ztbench.XXXXXX")
 state="$work/state"
 results="$work/results" # key=value lines, turned into the report by ztunnel_report.py
 : >"$results"
-complete=true
 sandbox_up=false
-declare -A pgid=() # name -> process-group id of what we started
 
-record() { printf '%s=%s\n' "$1" "$2" >>"$results"; }
-incomplete() {
-    log "$*"
-    record "note.$(date +%s%N)" "$*"
-    complete=false
-}
-
-# ---- processes ------------------------------------------------------------
-
-# start NAME CMD...: CMD in a new session (its own process group), output in
-# $work/NAME.log, input from $start_input (/dev/null unless set). Without
-# job control a background child is never a group leader, so setsid(1)
-# does not fork and $! is the group id; `ip netns exec` execs in place, so
-# the proxy keeps that pid.
-start() {
-    local name=$1
-    shift
-    setsid "$@" >"$work/$name.log" 2>&1 <"${start_input:-/dev/null}" &
-    pgid[$name]=$!
-}
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
 
 cleanup() {
-    local g _ rc=$?
-    for g in "${pgid[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
-    for _ in $(seq 30); do
-        local any=0
-        for g in "${pgid[@]}"; do kill -0 -- "-$g" 2>/dev/null && any=1; done
-        [ $any = 0 ] && break
-        sleep 0.1
-    done
-    for g in "${pgid[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    local rc=$?
+    stop_started
     if [ $sandbox_up = true ]; then
         timeout 60 "$meshctl" down --state "$state" >/dev/null 2>&1 ||
             log "meshctl down failed (prefix $ZMESH_PREFIX, state $state kept)"
