@@ -184,8 +184,10 @@ static void take_done(zm_hbone_conn_t *c, zm_hbone_stream_t *s, size_t n)
             chunk_put(c, k);
         }
     }
-    s->lent += n;
-    s->lent_len -= n;
+    if (n > 0) { /* the rest came from the loan (NULL when there is none) */
+        s->lent += n;
+        s->lent_len -= n;
+    }
     /* Delivered after mem_send returns, where the owner may write freely. */
     if (s->want_writable && !s->shut_wr && s->queued <= c->set.stream_send_buffer / 2)
         wq_add(c, s);

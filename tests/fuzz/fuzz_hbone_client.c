@@ -3,7 +3,8 @@
  * open, fed arbitrary server bytes.
  *
  * Input layout: byte 0 is a set of flags, byte 1 the feed chunk size (0:
- * everything at once), the rest is what the server sent. With FL_PREFACE
+ * everything at once; odd: DATA also goes out through the zero-copy
+ * writer), the rest is what the server sent. With FL_PREFACE
  * an empty SETTINGS frame (the server's preface) goes first. The stream is
  * opened with a header and a few bytes written before any response, as
  * hbone_io does. After every chunk the output is pulled until empty.
@@ -15,8 +16,7 @@
  *
  * Threading: one thread.
  */
-#include "fuzz.h"
-#include "hbone.h"
+#include "fuzz_hbone.h"
 
 #include <nghttp2/nghttp2.h>
 #include <stdbool.h>
@@ -130,23 +130,6 @@ static const zm_hbone_callbacks_t callbacks = {
     .on_conn_close = on_conn_close,
 };
 
-static void drain(zm_hbone_conn_t *c)
-{
-    unsigned sum = 0;
-    for (int i = 0;; i++) {
-        FUZZ_CHECK(i < 100000);
-        const uint8_t *p = NULL;
-        ssize_t n = zm_hbone_output(c, &p);
-        FUZZ_CHECK(n >= 0);
-        if (n == 0)
-            break;
-        FUZZ_CHECK(p);
-        for (ssize_t k = 0; k < n; k++)
-            sum += p[k];
-    }
-    (void)sum;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
@@ -155,6 +138,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&env, 0, sizeof(env));
     env.flags = data[0];
     size_t chunk = data[1] ? data[1] : size;
+    bool zero_copy = data[1] & 1;
+    unsigned writes = 0;
     data += 2;
     size -= 2;
 
@@ -168,15 +153,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         set.stream_send_buffer = 16384;
     }
     FUZZ_CHECK(zm_hbone_conn_new(&env.c, false, &set, &callbacks, &env) == 0);
+    if (zero_copy)
+        zm_hbone_set_writer(env.c, fuzz_hbone_writer, &writes);
     open_stream(&env);
     FUZZ_CHECK(env.n_st == 1);
-    drain(env.c); /* preface, SETTINGS, HEADERS */
+    fuzz_hbone_drain(env.c); /* preface, SETTINGS, HEADERS */
 
     int rc = 0;
     if (env.flags & FL_PREFACE) {
         rc = zm_hbone_feed(env.c, server_preface, sizeof(server_preface) - 1);
         FUZZ_CHECK(rc == 0);
-        drain(env.c);
+        fuzz_hbone_drain(env.c);
     }
     size_t off = 0;
     bool first = true;
@@ -195,7 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((env.flags & FL_GOAWAY) && off >= size / 2 && off - n < size / 2)
             zm_hbone_goaway(env.c, 0);
         first = false;
-        drain(env.c);
+        fuzz_hbone_drain(env.c);
     }
     if (rc < 0)
         FUZZ_CHECK(zm_hbone_feed(env.c, server_preface, 9) < 0);
