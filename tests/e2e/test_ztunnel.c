@@ -107,25 +107,6 @@ static void pod_ip(const fx_t *f, const char *ns, const char *name, char *buf, s
     assert_true(buf[0]);
 }
 
-/* The Prometheus text of a node's ztunnel, fetched inside its namespace. */
-static char *metrics(const fx_t *f, const char *node)
-{
-    char ns[128];
-    snprintf(ns, sizeof(ns), "%s-node-%s", f->prefix, node);
-    char *argv[] = {"/usr/bin/ip",
-                    "netns",
-                    "exec",
-                    ns,
-                    "/usr/bin/python3",
-                    "-c",
-                    "import urllib.request as u\n"
-                    "print(u.urlopen('http://127.0.0.1:15020/metrics', timeout=3).read().decode())",
-                    NULL};
-    char *out = NULL;
-    assert_int_equal(sbx_run(f, argv, &out, NULL), 0);
-    return out;
-}
-
 static int up_mesh(const fx_t *f)
 {
     int rc = sbx_up(f, NULL);
@@ -182,7 +163,7 @@ static void tunnel_is_mtls_on_the_wire(void **state)
     assert_int_equal(to_app, 0);
     assert_int_equal(marker, 0);
     /* The destination saw who called. */
-    char *m = metrics(f, "node-2");
+    char *m = sbx_metrics(f, "node-2");
     assert_non_null(strstr(m, "reporter=\"destination\",source_workload=\"client\""));
     assert_non_null(strstr(m, "source_principal=\"spiffe://cluster.local/ns/zt/sa/client\""));
     assert_non_null(strstr(m, "connection_security_policy=\"mutual_tls\""));
@@ -318,7 +299,7 @@ static void a_broken_config_file_is_refused_and_the_old_one_kept(void **state)
     bool refused = false;
     for (int i = 0; i < 40 && !refused; i++) {
         usleep(100 * 1000);
-        char *m = metrics(f, "node-2");
+        char *m = sbx_metrics(f, "node-2");
         refused = strstr(m, "zmesh_config_reloads_total{result=\"refused\"} 1") != NULL;
         free(m);
     }

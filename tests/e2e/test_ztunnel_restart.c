@@ -191,24 +191,6 @@ static double prober_finish(prober_t *p, const char *t0)
     return end && end != buf ? s : -1;
 }
 
-/* The Prometheus text of the node's (new) ztunnel, fetched in its
- * namespace. */
-static char *metrics(const fx_t *f, const char *netns)
-{
-    char *argv[] = {"/usr/bin/ip",
-                    "netns",
-                    "exec",
-                    (char *)netns,
-                    "/usr/bin/python3",
-                    "-c",
-                    "import urllib.request as u\n"
-                    "print(u.urlopen('http://127.0.0.1:15020/metrics', timeout=3).read().decode())",
-                    NULL};
-    char *out = NULL;
-    assert_int_equal(sbx_run(f, argv, &out, NULL), 0);
-    return out;
-}
-
 /* Kills node's ztunnel, waits until a new one is alive and ready, and
  * checks that client → server works within 1 s of that readiness, through
  * the new ztunnel: its own counters (a new process starts at zero) show the
@@ -253,7 +235,7 @@ static void kill_and_measure(const fx_t *f, const char *node)
     assert_true(s >= 0);
     assert_true(s <= 1.0);
 
-    char *m = metrics(f, netns);
+    char *m = sbx_metrics(f, node);
     const char *reporter =
         strcmp(node, "node-1") == 0 ? "reporter=\"source\"" : "reporter=\"destination\"";
     char *rows = strdup(m), *save = NULL;

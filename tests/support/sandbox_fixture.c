@@ -93,6 +93,24 @@ int sbx_up(const fx_t *f, const char *extra_env)
     return sbx_run(f, argv, NULL, extra_env);
 }
 
+char *sbx_metrics(const fx_t *f, const char *node)
+{
+    char ns[128];
+    snprintf(ns, sizeof(ns), "%s-node-%s", f->prefix, node);
+    char *argv[] = {"/usr/bin/ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "/usr/bin/python3",
+                    "-c",
+                    "import urllib.request as u\n"
+                    "print(u.urlopen('http://127.0.0.1:15020/metrics', timeout=3).read().decode())",
+                    NULL};
+    char *out = NULL;
+    assert_int_equal(sbx_run(f, argv, &out, NULL), 0);
+    return out;
+}
+
 char *sbx_host_links(void)
 {
     struct if_nameindex *ifs = if_nameindex();

@@ -29,6 +29,9 @@ int sbx_locate_meshctl(void);
 int sbx_run(const fx_t *f, char *const argv[], char **out, const char *extra_env);
 int sbx_meshctl(const fx_t *f, const char *verb, char **out);
 int sbx_up(const fx_t *f, const char *extra_env);
+/* The Prometheus text of a node's ztunnel (:15020, fetched inside the
+ * node's namespace); malloc'd, fails the test when unreachable. */
+char *sbx_metrics(const fx_t *f, const char *node);
 char *sbx_host_links(void);
 int sbx_count_prefixed(const char *dir, const char *prefix);
 int sbx_mounts_with(const char *prefix);
