@@ -14,6 +14,7 @@
  * the libnl message goes to the request's errbuf.
  */
 #include "sandbox_int.h"
+#include "nft_apply.h"
 #include "nl_route.h"
 
 #include <arpa/inet.h>
@@ -28,7 +29,6 @@
 #include <netlink/route/link/veth.h>
 #include <netlink/route/route.h>
 #include <netlink/socket.h>
-#include <nftables/libnftables.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -211,24 +211,7 @@ int mc_link_iface_setup(void *arg)
 int mc_nft_apply(void *arg)
 {
     mc_nft_req_t *r = arg;
-    struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (!nft) {
-        snprintf(r->errbuf, sizeof(r->errbuf), "nft_ctx_new failed");
-        return -ENOMEM;
-    }
-    nft_ctx_buffer_output(nft);
-    nft_ctx_buffer_error(nft);
-    int rc = 0;
-    if (nft_run_cmd_from_buffer(nft, r->ruleset) != 0) {
-        const char *e = nft_ctx_get_error_buffer(nft);
-        snprintf(r->errbuf, sizeof(r->errbuf), "nftables: %s", e && *e ? e : "failed");
-        char *nl = strchr(r->errbuf, '\n');
-        if (nl)
-            *nl = '\0';
-        rc = -EINVAL;
-    }
-    nft_ctx_free(nft);
-    return rc;
+    return zm_nft_apply(r->ruleset, r->errbuf, sizeof(r->errbuf));
 }
 
 int mc_link_del(void *arg)

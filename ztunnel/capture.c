@@ -20,6 +20,7 @@
  * Threading: see capture.h; no shared state here.
  */
 #include "capture.h"
+#include "nft_apply.h"
 #include "nl_route.h"
 #include "zt.h"
 
@@ -32,7 +33,6 @@
 #include <netlink/route/route.h>
 #include <netlink/route/rule.h>
 #include <netlink/socket.h>
-#include <nftables/libnftables.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -99,24 +99,7 @@ typedef struct cap_req {
 
 static int nft_apply(cap_req_t *r, const char *text)
 {
-    struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (!nft) {
-        snprintf(r->errbuf, sizeof(r->errbuf), "nftables: nft_ctx_new failed");
-        return -ENOMEM;
-    }
-    nft_ctx_buffer_output(nft);
-    nft_ctx_buffer_error(nft);
-    int rc = 0;
-    if (nft_run_cmd_from_buffer(nft, text) != 0) {
-        const char *e = nft_ctx_get_error_buffer(nft);
-        snprintf(r->errbuf, sizeof(r->errbuf), "nftables: %s", e && *e ? e : "failed");
-        char *nl = strchr(r->errbuf, '\n');
-        if (nl)
-            *nl = '\0';
-        rc = -EINVAL;
-    }
-    nft_ctx_free(nft);
-    return rc;
+    return zm_nft_apply(text, r->errbuf, sizeof(r->errbuf));
 }
 
 static int nl_to_errno(int nlerr)
