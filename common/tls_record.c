@@ -38,7 +38,6 @@
 
 #if ZM_TLS_RECORD_LAYER
 
-#include <wolfssl/wolfcrypt/aes.h>
 #include <wolfssl/wolfcrypt/hash.h>
 #include <wolfssl/wolfcrypt/kdf.h>
 
