@@ -55,6 +55,17 @@ static const char *check_ip(const char *v)
     return "must be an IPv4 or IPv6 address";
 }
 
+/* The kernel's names (TCP_CA_NAME_MAX is 16 with the NUL); whether the
+ * algorithm is there is only known where ztunnel runs. */
+static const char *check_congestion(const char *v)
+{
+    for (const char *p = v; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+            return "must be a TCP congestion control name such as \"cubic\" or \"bbr\" "
+                   "(lowercase letters, digits, '_' and '-'), or \"\" for the node's default";
+    return NULL;
+}
+
 static const char *const level_names[] = {"trace", "debug", "info", "warn", "error", NULL};
 static const char *const format_names[] = {"text", "json", NULL};
 
@@ -97,6 +108,10 @@ static const zm_config_field_t hbone_fields[] = {
     UINT(hbone.pool_idle_timeout_ms, "pool_idle_timeout_ms", 0, 86400000, 300000),
     UINT(hbone.ping_interval_ms, "ping_interval_ms", 0, MS_HOUR, 10000),
     UINT(hbone.ping_timeout_ms, "ping_timeout_ms", 100, MS_HOUR, 20000),
+};
+static const zm_config_field_t tcp_fields[] = {
+    STR(tcp.pod_congestion, "pod_congestion", 0, 15, "cubic", 0, check_congestion),
+    STR(tcp.mesh_congestion, "mesh_congestion", 0, 15, "", 0, check_congestion),
 };
 static const zm_config_field_t tls_fields[] = {
     STR(tls.cert_dir, "cert_dir", 1, PATH_MAX - 1, "/var/run/zmesh/certs", PATHF, NULL),
@@ -165,6 +180,7 @@ static const zm_config_section_t sections[] = {
     {"listen", FIELDS(listen_fields), check_listen, NULL, NULL, NULL},
     {"limits", FIELDS(limits_fields), NULL, NULL, NULL, NULL},
     {"hbone", FIELDS(hbone_fields), check_hbone, NULL, NULL, NULL},
+    {"tcp", FIELDS(tcp_fields), NULL, NULL, NULL, NULL},
     {"tls", FIELDS(tls_fields), check_tls, NULL, NULL, NULL},
     {"log", FIELDS(log_fields), NULL, NULL, NULL, NULL},
     {"workloads", NULL, 0, zm_config_mesh_check_workloads, zm_config_mesh_parse_workloads,

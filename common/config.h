@@ -41,6 +41,8 @@
  *   hbone.pool_idle_timeout_ms     300000                     0..86400000
  *   hbone.ping_interval_ms         10000                      0..3600000 (0 = off)
  *   hbone.ping_timeout_ms          20000                      100..3600000
+ *   tcp.pod_congestion             "cubic"                    [a-z0-9_-], 0..15 ("" = node's)
+ *   tcp.mesh_congestion            "" (the node's default)    [a-z0-9_-], 0..15
  *   tls.cert_dir                   "/var/run/zmesh/certs"     path
  *   tls.ca_file                    "" (= cert_dir/ca.pem)     path
  *   log.level                      "info"                     trace|debug|info|warn|error
@@ -111,6 +113,13 @@ typedef struct zm_config_hbone {
     uint32_t ping_interval_ms; /* 0 = no keepalive pings */
     uint32_t ping_timeout_ms;
 } zm_config_hbone_t;
+
+/* TCP congestion control per kind of connection; "" keeps the network
+ * namespace's default (net.ipv4.tcp_congestion_control). */
+typedef struct zm_config_tcp {
+    const char *pod_congestion;  /* legs between ztunnel and a local pod's app */
+    const char *mesh_congestion; /* legs that cross the network (HBONE, passthrough) */
+} zm_config_tcp_t;
 
 typedef struct zm_config_tls {
     const char *cert_dir; /* absolute after loading */
@@ -285,6 +294,7 @@ typedef struct zm_config {
     zm_config_listen_t listen;
     zm_config_limits_t limits;
     zm_config_hbone_t hbone;
+    zm_config_tcp_t tcp;
     zm_config_tls_t tls;
     zm_config_log_t log;
     uint32_t drain_grace_ms;

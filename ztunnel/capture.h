@@ -81,9 +81,10 @@ int zt_netns_run(int nsfd, int host_nsfd, int (*fn)(void *), void *arg);
  * IP_TRANSPARENT, so bind_src may be a foreign address (the original
  * client's, for source-IP preservation), and marks the socket
  * ZT_TPROXY_MARK instead of ZT_MARK so the app's replies find their way
- * back (capture must be installed). An fd, or -errno. */
+ * back (capture must be installed). congestion as zt_netns_socket. An fd,
+ * or -errno. */
 int zt_netns_connect_socket(int nsfd, int host_nsfd, const struct sockaddr_in *bind_src,
-                            bool transparent);
+                            bool transparent, const char *congestion);
 
 /* Install the capture (nftables table + ip rule + table-133 route) in the
  * namespace nsfd. Idempotent: an existing table is replaced in the same

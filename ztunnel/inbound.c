@@ -46,19 +46,19 @@ static void refuse(zm_hbone_stream_t *s, int status, const in_conn_t *ic, const 
  * connection to the same address and port is still in conntrack (it was
  * redirected to 15006), and reusing its tuple would redirect us too. */
 static int app_socket(const zt_pod_t *pod, int host_nsfd, const struct sockaddr_in *client,
-                      uint16_t avoid_port)
+                      uint16_t avoid_port, const char *congestion)
 {
     struct sockaddr_in src = *client;
     if (!avoid_port) {
         src.sin_port = 0; /* chosen at connect time */
-        return zt_netns_connect_socket(pod->netns_fd, host_nsfd, &src, true);
+        return zt_netns_connect_socket(pod->netns_fd, host_nsfd, &src, true, congestion);
     }
     for (int attempt = 0; attempt < 16; attempt++) {
         uint16_t port = (uint16_t)(32768 + (avoid_port + 7919u * (attempt + 1)) % 28000);
         if (port == avoid_port)
             continue;
         src.sin_port = htons(port);
-        int fd = zt_netns_connect_socket(pod->netns_fd, host_nsfd, &src, true);
+        int fd = zt_netns_connect_socket(pod->netns_fd, host_nsfd, &src, true, congestion);
         if (fd != -EADDRINUSE)
             return fd;
     }
@@ -181,10 +181,12 @@ static void on_request(zm_hbc_t *c, zm_hbone_stream_t *s, const zm_hbone_request
         return;
     }
     zt_tcp_conn_t *tc = zt_telemetry_open(ic->w->d->telemetry, &labels, &addrs);
+    zt_congestion_t cc;
+    zt_congestion_of(&cc, cfg);
     zm_config_release(&cfg);
     zt_inconn_t *rec =
         inconn_new(ic->w, ic->pod, peer_id ? peer_id->uri : NULL, &ic->peer, &target);
-    int fd = rec ? app_socket(ic->pod, ic->w->d->host_netns_fd, &ic->peer, 0) : -ENOMEM;
+    int fd = rec ? app_socket(ic->pod, ic->w->d->host_netns_fd, &ic->peer, 0, cc.pod) : -ENOMEM;
     if (rec)
         rec->tc = tc;
     if (fd < 0 || zm_tunnel_server(&rec->tunnel, s, fd, (struct sockaddr *)&target, sizeof(target),
@@ -269,6 +271,8 @@ void zt_inbound_plain_accept(zm_listener_t *l, int fd, const struct sockaddr *pe
     zm_rbac_ip_from_sockaddr((const struct sockaddr *)&dst, &rc.dst_ip);
     zm_rbac_verdict_t v = {0};
     bool allowed = rc.dst && zm_rbac_check(cfg, &rc, &v) == 0 && v.allow;
+    zt_congestion_t cc;
+    zt_congestion_of(&cc, cfg);
     zm_config_release(&cfg);
     if (!allowed) {
         zm_log_ctx_t lc = {.worker = -1, .conn_id = -1, .action = "inbound plaintext"};
@@ -280,9 +284,10 @@ void zt_inbound_plain_accept(zm_listener_t *l, int fd, const struct sockaddr *pe
     const struct sockaddr_in *client =
         peer && peer->sa_family == AF_INET ? (const struct sockaddr_in *)peer : NULL;
     zt_inconn_t *rec = inconn_new(w, wp->pod, NULL, client, &dst);
-    int fd_b = !rec     ? -ENOMEM
-               : client ? app_socket(wp->pod, w->d->host_netns_fd, client, ntohs(client->sin_port))
-                        : zt_netns_socket(wp->pod->netns_fd, w->d->host_netns_fd, SOCK_STREAM);
+    int fd_b =
+        !rec     ? -ENOMEM
+        : client ? app_socket(wp->pod, w->d->host_netns_fd, client, ntohs(client->sin_port), cc.pod)
+                 : zt_netns_socket(wp->pod->netns_fd, w->d->host_netns_fd, SOCK_STREAM, cc.pod);
     if (fd_b < 0 || zm_splice_connect(&rec->splice, sock, fd_b, (struct sockaddr *)&dst,
                                       sizeof(dst), plain_done, rec) < 0) {
         zm_sock_close(sock, 0);

@@ -20,15 +20,23 @@
  * application with the client's address (see capture.h for why the two
  * differ). nsfd < 0 means "in the host namespace": no switch at all.
  *
+ * A socket may also get a TCP congestion control (tcp.* in the config):
+ * one that cannot be set (not built into this kernel) is logged and the
+ * namespace's default stays; the connection itself is not refused for it.
+ *
  * Threading: any thread; only the calling thread moves, and only for the
  * duration of the call.
  */
 #include "capture.h"
 #include "zt.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -56,7 +64,9 @@ typedef struct sock_req {
     bool transparent; /* IP_TRANSPARENT */
     bool has_src;     /* bind to src before connecting */
     struct sockaddr_in src;
-    int fd; /* out */
+    const char *congestion; /* NULL or "": the namespace's default */
+    int fd;                 /* out */
+    int congestion_err;     /* out: errno of a congestion control not set */
 } sock_req_t;
 
 static int set_int(int fd, int level, int opt, int v)
@@ -71,6 +81,10 @@ static int make_socket(void *arg)
     if (fd < 0)
         return -errno;
     int rc = set_int(fd, SOL_SOCKET, SO_MARK, (int)r->mark);
+    /* Before listen(): accepted connections inherit it from the listener. */
+    if (!rc && r->congestion && r->congestion[0] &&
+        setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, r->congestion, strlen(r->congestion)) < 0)
+        r->congestion_err = errno;
     if (!rc && r->listen) {
         rc = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
         if (!rc)
@@ -106,27 +120,45 @@ static int run_req(int nsfd, int host_nsfd, sock_req_t *r)
             close(r->fd);
         return rc;
     }
+    if (r->congestion_err) {
+        zm_log_ctx_t lc = {.worker = -1, .conn_id = -1, .action = "tcp congestion"};
+        zm_log_ratelimited(ZM_LOG_WARN, &lc, "congestion control not set",
+                           "TCP congestion control '%s' not set (%s): the namespace's default "
+                           "applies (see /proc/sys/net/ipv4/tcp_available_congestion_control)",
+                           r->congestion, strerror(r->congestion_err));
+    }
     return r->fd;
 }
 
-int zt_netns_socket(int nsfd, int host_nsfd, int type)
+void zt_congestion_of(zt_congestion_t *out, const zm_config_t *cfg)
 {
-    sock_req_t r = {.type = type, .mark = ZT_MARK};
+    snprintf(out->pod, sizeof(out->pod), "%s", cfg->tcp.pod_congestion);
+    snprintf(out->mesh, sizeof(out->mesh), "%s", cfg->tcp.mesh_congestion);
+}
+
+int zt_netns_socket(int nsfd, int host_nsfd, int type, const char *congestion)
+{
+    sock_req_t r = {.type = type, .mark = ZT_MARK, .congestion = congestion};
     return run_req(nsfd, host_nsfd, &r);
 }
 
-int zt_netns_listen(int nsfd, int host_nsfd, uint16_t port)
+int zt_netns_listen(int nsfd, int host_nsfd, uint16_t port, const char *congestion)
 {
-    sock_req_t r = {.type = SOCK_STREAM, .mark = ZT_MARK, .port = port, .listen = true};
+    sock_req_t r = {.type = SOCK_STREAM,
+                    .mark = ZT_MARK,
+                    .port = port,
+                    .listen = true,
+                    .congestion = congestion};
     return run_req(nsfd, host_nsfd, &r);
 }
 
 int zt_netns_connect_socket(int nsfd, int host_nsfd, const struct sockaddr_in *bind_src,
-                            bool transparent)
+                            bool transparent, const char *congestion)
 {
     sock_req_t r = {.type = SOCK_STREAM,
                     .mark = transparent ? ZT_TPROXY_MARK : ZT_MARK,
-                    .transparent = transparent};
+                    .transparent = transparent,
+                    .congestion = congestion};
     if (bind_src) {
         if (bind_src->sin_family != AF_INET)
             return -EAFNOSUPPORT;

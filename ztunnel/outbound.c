@@ -108,7 +108,8 @@ void zt_outbound_accept(zm_listener_t *l, int fd, const struct sockaddr *peer, s
     }
     if (route.kind == ZT_ROUTE_PASSTHROUGH) {
         snprintf(oc->via, sizeof(oc->via), "passthrough");
-        int fd_b = zt_netns_socket(wp->pod->netns_fd, w->d->host_netns_fd, SOCK_STREAM);
+        int fd_b = zt_netns_socket(wp->pod->netns_fd, w->d->host_netns_fd, SOCK_STREAM,
+                                   cfg->tcp.mesh_congestion);
         if (fd_b < 0 || zm_splice_connect(NULL, sock, fd_b, (struct sockaddr *)&route.next_hop,
                                           sizeof(route.next_hop), splice_done, oc) < 0) {
             zm_sock_close(sock, 0);

@@ -40,9 +40,15 @@ static int pool_socket(const zm_hbone_pool_key_t *key, void *arg)
 {
     zt_worker_t *w = arg;
     const struct sockaddr_in *src = (const struct sockaddr_in *)&key->src_ip;
-    for (zt_wpod_t *wp = w->pods; wp; wp = wp->next)
-        if (wp->pod->ip.s_addr == src->sin_addr.s_addr)
-            return zt_netns_socket(wp->pod->netns_fd, w->d->host_netns_fd, SOCK_STREAM);
+    for (zt_wpod_t *wp = w->pods; wp; wp = wp->next) {
+        if (wp->pod->ip.s_addr != src->sin_addr.s_addr)
+            continue;
+        const zm_config_t *cfg = zm_config_slot_acquire(w->d->config);
+        int fd = zt_netns_socket(wp->pod->netns_fd, w->d->host_netns_fd, SOCK_STREAM,
+                                 cfg->tcp.mesh_congestion);
+        zm_config_release(&cfg);
+        return fd;
+    }
     return -ENOENT;
 }
 
@@ -171,6 +177,11 @@ int zt_workers_add_pod(zt_daemon_t *d, zt_pod_t *p)
 {
     const zm_config_t *cfg = zm_config_slot_acquire(d->config);
     uint16_t ports[3] = {cfg->listen.outbound, cfg->listen.inbound_plain, cfg->listen.hbone};
+    zt_congestion_t cc;
+    zt_congestion_of(&cc, cfg);
+    /* Only captured outbound comes from this pod; plaintext inbound and
+     * HBONE arrive from other nodes. */
+    const char *port_cc[3] = {cc.pod, cc.mesh, cc.mesh};
     zm_config_release(&cfg);
     int r = 0;
     for (unsigned i = 0; i < d->n_workers && r == 0; i++) {
@@ -180,7 +191,9 @@ int zt_workers_add_pod(zt_daemon_t *d, zt_pod_t *p)
         m->d = d;
         m->pod = zt_pod_ref(p);
         for (int k = 0; k < 3; k++) {
-            m->fds[k] = ports[k] ? zt_netns_listen(p->netns_fd, d->host_netns_fd, ports[k]) : -1;
+            m->fds[k] = ports[k]
+                            ? zt_netns_listen(p->netns_fd, d->host_netns_fd, ports[k], port_cc[k])
+                            : -1;
             if (ports[k] && m->fds[k] < 0 && r == 0)
                 r = m->fds[k];
         }

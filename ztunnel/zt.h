@@ -72,11 +72,22 @@ zt_pod_t *zt_pod_ref(zt_pod_t *p);
 void zt_pod_unref(zt_pod_t **p);
 
 /* A socket of `type` created inside the pod's network namespace (or the
- * host's when nsfd < 0), marked ZT_MARK. -errno on failure. */
-int zt_netns_socket(int nsfd, int host_nsfd, int type);
+ * host's when nsfd < 0), marked ZT_MARK, with TCP congestion control
+ * `congestion` (NULL or "": the namespace's default). -errno on failure. */
+int zt_netns_socket(int nsfd, int host_nsfd, int type, const char *congestion);
 /* A listening TCP socket in nsfd on port (SO_REUSEPORT, so each worker has
- * its own). */
-int zt_netns_listen(int nsfd, int host_nsfd, uint16_t port);
+ * its own); the connections it accepts inherit `congestion`. */
+int zt_netns_listen(int nsfd, int host_nsfd, uint16_t port, const char *congestion);
+
+/* Which TCP congestion control a socket gets (config tcp.*): legs between
+ * ztunnel and a local pod's application never leave the node, legs to
+ * other nodes do. Copied out of the snapshot (names are at most 15 chars)
+ * so a socket made after its release still gets it. */
+typedef struct zt_congestion {
+    char pod[16];
+    char mesh[16];
+} zt_congestion_t;
+void zt_congestion_of(zt_congestion_t *out, const zm_config_t *cfg);
 
 /* ---- certificates (certs.c) ---- */
 

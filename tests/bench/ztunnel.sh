@@ -29,6 +29,16 @@
 # prints the table with ratios against the best peer and the issue's targets,
 # and writes BUILD_DIR/bench-ztunnel.json.
 #
+# TCP congestion control: every variant runs with the same one, Linux's
+# default (cubic) unless ZM_ZTBENCH_CC says otherwise, set in all of the
+# sandbox's namespaces (a namespace other than the host's may only pick an
+# algorithm from net.ipv4.tcp_allowed_congestion_control, so that list gets
+# it for the run and is put back at exit). A host whose own default differs
+# (this kind of VM ships BBR, paced by the kernel with a timer per packet
+# as no fq qdisc is set up) gets a second single-stream measurement with
+# its default, through a second ambient client pod so that ztunnel opens
+# fresh HBONE connections under it; the report prints both.
+#
 # Everything started here runs in its own process group and is stopped by
 # group id at exit; the sandbox is torn down (meshctl down) whatever the exit
 # path. Steps are bounded (timeouts): the run takes about 2 minutes. Exit 0
@@ -36,7 +46,8 @@
 # it could not run or a variant could not be measured.
 #
 # Knobs (environment): ZM_ZTBENCH_SECONDS (10, wrk duration),
-# ZM_ZTBENCH_NEWCONN (200), ZM_ZTBENCH_HOLD (1000 connections).
+# ZM_ZTBENCH_NEWCONN (200), ZM_ZTBENCH_HOLD (1000 connections),
+# ZM_ZTBENCH_CC (cubic; "host" keeps the host's default throughout).
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
@@ -51,6 +62,10 @@ client_py="$here/ztunnel_client.py"
 seconds=${ZM_ZTBENCH_SECONDS:-10}
 newconn_n=${ZM_ZTBENCH_NEWCONN:-200}
 hold_n=${ZM_ZTBENCH_HOLD:-1000}
+bench_cc=${ZM_ZTBENCH_CC:-cubic}
+host_cc=$(sysctl -n net.ipv4.tcp_congestion_control)
+allowed_cc0=$(sysctl -n net.ipv4.tcp_allowed_congestion_control)
+[ "$bench_cc" = host ] && bench_cc=$host_cc
 big=104857600 # the 100 MB object: zm-echo pads its reply to ?size=N
 downloads=7   # single-stream rounds; the median speed per variant is reported
 app_port=8080
@@ -79,6 +94,11 @@ cleanup() {
         timeout 60 "$meshctl" down --state "$state" >/dev/null 2>&1 ||
             log "meshctl down failed (prefix $ZMESH_PREFIX, state $state kept)"
     fi
+    # After the namespaces are gone: the kernel keeps an algorithm in the
+    # list while some namespace still has it as its default.
+    [ "$(sysctl -n net.ipv4.tcp_allowed_congestion_control)" = "$allowed_cc0" ] ||
+        sysctl -qw net.ipv4.tcp_allowed_congestion_control="$allowed_cc0" ||
+        log "could not restore net.ipv4.tcp_allowed_congestion_control to '$allowed_cc0'"
     [ -e "$state/sandbox.json" ] || rm -rf "$work"
     exit $rc
 }
@@ -145,6 +165,33 @@ sandbox() {
             die "meshctl up failed"
         }
     read_status
+}
+
+# sandbox_cc CC: the default congestion control of every sandbox namespace
+# (sockets made from now on; ztunnel's pod-local legs keep the algorithm
+# its config gives them).
+sandbox_cc() {
+    local cc=$1 ns allowed
+    if ! grep -qw "$cc" /proc/sys/net/ipv4/tcp_available_congestion_control; then
+        modprobe "tcp_$cc" 2>/dev/null || true
+        grep -qw "$cc" /proc/sys/net/ipv4/tcp_available_congestion_control ||
+            die "TCP congestion control '$cc' is not available on this kernel"
+    fi
+    allowed=$(sysctl -n net.ipv4.tcp_allowed_congestion_control)
+    [[ " $allowed " == *" $cc "* ]] ||
+        sysctl -qw net.ipv4.tcp_allowed_congestion_control="$allowed $cc" ||
+        die "cannot allow TCP congestion control '$cc' in namespaces"
+    for ns in $(ip netns list | awk -v p="$ZMESH_PREFIX-" 'index($1, p) == 1 { print $1 }'); do
+        ip netns exec "$ns" sysctl -qw net.ipv4.tcp_congestion_control="$cc" ||
+            die "cannot set TCP congestion control '$cc' in $ns"
+    done
+}
+
+# hbone_cc NETNS: the congestion control(s) of the pod's connections to
+# port 15008 (ztunnel's HBONE), as the kernel reports them.
+hbone_cc() {
+    ip netns exec "$1" ss -tinH state established '( dport = :15008 )' |
+        grep -oE '[a-z0-9_]+ wscale' | awk '{ print $1 }' | sort -u | paste -sd+ -
 }
 
 # ---- the peers ------------------------------------------------------------
@@ -295,11 +342,13 @@ measure() {
     fi
 }
 
-# Single-stream downloads: each round takes every measured variant in turn.
+# measure_streams KEY V...: single-stream downloads, each round taking
+# every variant in turn; figures recorded as V.KEY.*.
 measure_streams() {
     declare -A speeds=() bytes=() ticks=()
-    local i v out code sz sp t0
-    log "single stream: $downloads rounds of 100 MB through ${*}"
+    local key=$1 i v out code sz sp t0
+    shift
+    log "single stream ($key): $downloads rounds of 100 MB through ${*}"
     for i in $(seq "$downloads"); do
         for v in "$@"; do
             t0=$(proxy_ticks "$v")
@@ -316,9 +365,9 @@ measure_streams() {
     done
     for v in "$@"; do
         [ -n "${speeds[$v]:-}" ] || continue
-        record "$v.stream.speeds" "${speeds[$v]}"
-        record "$v.stream.bytes" "${bytes[$v]}"
-        record "$v.stream.ticks" "${ticks[$v]}"
+        record "$v.$key.speeds" "${speeds[$v]}"
+        record "$v.$key.bytes" "${bytes[$v]}"
+        record "$v.$key.ticks" "${ticks[$v]}"
     done
 }
 
@@ -366,6 +415,9 @@ main() {
 
     sandbox
     record zmesh.rss_start_kb "$(rss_kb "$zt1_pid"),$(rss_kb "$zt2_pid")"
+    record host.tcp_congestion "$host_cc"
+    record tcp_congestion "$bench_cc"
+    [ "$bench_cc" = "$host_cc" ] || sandbox_cc "$bench_cc"
     certs
     hap_port=15101 hap_tls=15443 stn_port=15102 stn_tls=15444 rly_port=15103 rly_tcp=15445
     v_netns=([direct]=$netns_plain_client [zmesh]=$netns_zt_client
@@ -385,8 +437,15 @@ main() {
             working+=("$v")
         fi
     done
-    [ ${#working[@]} -gt 0 ] && measure_streams "${working[@]}"
+    [ ${#working[@]} -gt 0 ] && measure_streams stream "${working[@]}"
+    record zmesh.hbone_cc "$(hbone_cc "$netns_zt_client")"
     measure_rss
+    if [ "$bench_cc" != "$host_cc" ] && [ ${#working[@]} -gt 0 ]; then
+        sandbox_cc "$host_cc"
+        v_netns[zmesh]=$netns_zt_client2
+        measure_streams stream_hostcc "${working[@]}"
+        record zmesh.hbone_cc_hostcc "$(hbone_cc "$netns_zt_client2")"
+    fi
 
     record complete "$complete"
     "$py" "$here/ztunnel_report.py" "$results" "$json_out"

@@ -9,6 +9,8 @@
  *   - source-IP preservation: a transparent socket bound to B's address
  *     connects to an app on A:9090, the app sees B's address and bytes flow
  *     both ways (the replies come back over lo);
+ *   - sockets get the TCP congestion control asked for (listeners pass
+ *     theirs to accepted connections; an unknown name keeps the default);
  *   - install twice leaves one table, one rule, one route; remove takes
  *     them all away and traffic goes direct again (and the transparent
  *     connection no longer completes).
@@ -26,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -388,8 +391,8 @@ static int test_teardown(void **state)
 static void test_outbound(void **state)
 {
     (void)state;
-    int l1 = keep(zt_netns_listen(nsfd_a, host_ns, ZT_PORT_OUTBOUND));
-    int lb = keep(zt_netns_listen(nsfd_b, host_ns, 80));
+    int l1 = keep(zt_netns_listen(nsfd_a, host_ns, ZT_PORT_OUTBOUND, NULL));
+    int lb = keep(zt_netns_listen(nsfd_b, host_ns, 80, NULL));
     assert_true(l1 >= 0);
     assert_true(lb >= 0);
 
@@ -425,14 +428,14 @@ static void test_outbound(void **state)
 
     /* ztunnel's own (ZT_MARK) connection goes out through eth0 to B, and
      * the service DNAT still applies to it. */
-    int v = keep(zt_netns_connect_socket(nsfd_a, host_ns, NULL, false));
+    int v = keep(zt_netns_connect_socket(nsfd_a, host_ns, NULL, false, NULL));
     assert_true(v >= 0);
     assert_int_equal(connect_to(v, "10.96.0.10", 80, WAIT_MS), 0);
     s = accept_within(lb, WAIT_MS, NULL);
     assert_true(s >= 0);
     exchange(v, s);
 
-    int m = keep(zt_netns_connect_socket(nsfd_a, host_ns, NULL, false));
+    int m = keep(zt_netns_connect_socket(nsfd_a, host_ns, NULL, false, NULL));
     assert_true(m >= 0);
     assert_int_equal(connect_to(m, IP_B, 80, WAIT_MS), 0);
     s = accept_within(lb, WAIT_MS, &peer);
@@ -443,7 +446,7 @@ static void test_outbound(void **state)
 
     /* Kept source address (outbound HBONE from the pod's IP). */
     struct sockaddr_in src = sin_of(IP_A, 0);
-    m = keep(zt_netns_connect_socket(nsfd_a, host_ns, &src, false));
+    m = keep(zt_netns_connect_socket(nsfd_a, host_ns, &src, false, NULL));
     assert_true(m >= 0);
     assert_int_equal(connect_to(m, IP_B, 80, WAIT_MS), 0);
     s = accept_within(lb, WAIT_MS, &peer);
@@ -454,8 +457,8 @@ static void test_outbound(void **state)
 static void test_inbound(void **state)
 {
     (void)state;
-    int l6 = keep(zt_netns_listen(nsfd_a, host_ns, ZT_PORT_INBOUND));
-    int l8 = keep(zt_netns_listen(nsfd_a, host_ns, ZT_PORT_HBONE));
+    int l6 = keep(zt_netns_listen(nsfd_a, host_ns, ZT_PORT_INBOUND, NULL));
+    int l8 = keep(zt_netns_listen(nsfd_a, host_ns, ZT_PORT_HBONE, NULL));
     assert_true(l6 >= 0);
     assert_true(l8 >= 0);
 
@@ -488,7 +491,7 @@ static void test_source_ip_preserved(void **state)
     int app = app_listen(nsfd_a, 9090);
     assert_true(app >= 0);
     struct sockaddr_in src = sin_of(IP_B, 0);
-    int t = keep(zt_netns_connect_socket(nsfd_a, host_ns, &src, true));
+    int t = keep(zt_netns_connect_socket(nsfd_a, host_ns, &src, true, NULL));
     assert_true(t >= 0);
     assert_int_equal(connect_to(t, IP_A, 9090, WAIT_MS), 0);
     struct sockaddr_in peer;
@@ -499,8 +502,8 @@ static void test_source_ip_preserved(void **state)
     exchange(s, t);
 
     /* Meanwhile ZT_MARK traffic still leaves through eth0. */
-    int lb = keep(zt_netns_listen(nsfd_b, host_ns, 80));
-    int m = keep(zt_netns_connect_socket(nsfd_a, host_ns, NULL, false));
+    int lb = keep(zt_netns_listen(nsfd_b, host_ns, 80, NULL));
+    int m = keep(zt_netns_connect_socket(nsfd_a, host_ns, NULL, false, NULL));
     assert_true(lb >= 0 && m >= 0);
     assert_int_equal(connect_to(m, IP_B, 80, WAIT_MS), 0);
     s = accept_within(lb, WAIT_MS, NULL);
@@ -532,8 +535,8 @@ static void test_idempotent_and_remove(void **state)
     assert_int_equal(zt_capture_remove(nsfd_a, host_ns), 0); /* nothing left: fine */
 
     /* Direct again: A's client reaches B:80 itself, B reaches A:8080. */
-    int l1 = keep(zt_netns_listen(nsfd_a, host_ns, ZT_PORT_OUTBOUND));
-    int lb = keep(zt_netns_listen(nsfd_b, host_ns, 80));
+    int l1 = keep(zt_netns_listen(nsfd_a, host_ns, ZT_PORT_OUTBOUND, NULL));
+    int lb = keep(zt_netns_listen(nsfd_b, host_ns, 80, NULL));
     assert_true(l1 >= 0 && lb >= 0);
     int c = app_socket(nsfd_a);
     assert_true(c >= 0);
@@ -555,7 +558,7 @@ static void test_idempotent_and_remove(void **state)
      * through eth0, so a transparent connection cannot complete. */
     int app9 = app_listen(nsfd_a, 9091);
     struct sockaddr_in src = sin_of(IP_B, 0);
-    int t = keep(zt_netns_connect_socket(nsfd_a, host_ns, &src, true));
+    int t = keep(zt_netns_connect_socket(nsfd_a, host_ns, &src, true, NULL));
     assert_true(app9 >= 0 && t >= 0);
     assert_int_not_equal(connect_to(t, IP_A, 9091, 1000), 0);
 }
@@ -573,24 +576,63 @@ static void assert_thread_in_host_ns(void)
     assert_string_equal(self, host);
 }
 
+static void congestion_of(int fd, char *out, size_t len)
+{
+    socklen_t n = (socklen_t)len;
+    memset(out, 0, len);
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, out, &n), 0);
+}
+
+/* tcp.pod_congestion / mesh_congestion: a listener's algorithm reaches the
+ * connections it accepts, a connecting socket has its own, and a name this
+ * kernel lacks leaves the namespace's default without failing the socket. */
+static void test_congestion_control(void **state)
+{
+    (void)state;
+    char dflt[16], want[16], got[16];
+    int d = keep(zt_netns_connect_socket(nsfd_a, host_ns, NULL, false, NULL));
+    assert_true(d >= 0);
+    congestion_of(d, dflt, sizeof(dflt));
+    /* reno is always built in; the test needs one that differs. */
+    snprintf(want, sizeof(want), "%s", strcmp(dflt, "reno") ? "reno" : "cubic");
+
+    int l = keep(zt_netns_listen(nsfd_b, host_ns, 80, want));
+    assert_true(l >= 0);
+    int c = keep(zt_netns_connect_socket(nsfd_a, host_ns, NULL, false, want));
+    assert_true(c >= 0);
+    congestion_of(c, got, sizeof(got));
+    assert_string_equal(got, want);
+    assert_int_equal(connect_to(c, IP_B, 80, WAIT_MS), 0);
+    int s = accept_within(l, WAIT_MS, NULL);
+    assert_true(s >= 0);
+    congestion_of(s, got, sizeof(got));
+    assert_string_equal(got, want);
+
+    int x = keep(zt_netns_socket(nsfd_a, host_ns, SOCK_STREAM, "no-such-cc"));
+    assert_true(x >= 0);
+    congestion_of(x, got, sizeof(got));
+    assert_string_equal(got, dflt);
+    assert_thread_in_host_ns();
+}
+
 static void test_bad_namespace(void **state)
 {
     (void)state;
     zm_err_t err = {0};
     assert_true(zt_capture_install(-1, host_ns, &err) < 0);
     assert_true(err.msg[0] != '\0');
-    assert_int_equal(zt_netns_listen(nsfd_a, -1, 0), -EBADF);
+    assert_int_equal(zt_netns_listen(nsfd_a, -1, 0, NULL), -EBADF);
     assert_thread_in_host_ns();
 
     /* Not a namespace: setns fails and the thread stays where it was. */
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     assert_true(devnull >= 0);
-    assert_int_equal(zt_netns_listen(devnull, host_ns, 0), -EINVAL);
+    assert_int_equal(zt_netns_listen(devnull, host_ns, 0, NULL), -EINVAL);
     assert_int_equal(zt_capture_install(devnull, host_ns, &err), -EINVAL);
     assert_thread_in_host_ns();
 
     /* No way back: reported, the socket made in A is not leaked. */
-    assert_int_equal(zt_netns_listen(nsfd_a, devnull, 0), -ENOTRECOVERABLE);
+    assert_int_equal(zt_netns_listen(nsfd_a, devnull, 0, NULL), -ENOTRECOVERABLE);
     assert_int_equal(setns(host_ns, CLONE_NEWNET), 0);
     assert_thread_in_host_ns();
     close(devnull);
@@ -610,6 +652,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inbound, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_source_ip_preserved, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_idempotent_and_remove, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_congestion_control, test_setup, test_teardown),
         cmocka_unit_test_teardown(test_bad_namespace, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -127,6 +127,8 @@ static void defaults_when_empty(void **state)
     assert_int_equal(cfg->hbone.pool_idle_timeout_ms, 300000);
     assert_int_equal(cfg->hbone.ping_interval_ms, 10000);
     assert_int_equal(cfg->hbone.ping_timeout_ms, 20000);
+    assert_string_equal(cfg->tcp.pod_congestion, "cubic");
+    assert_string_equal(cfg->tcp.mesh_congestion, "");
     assert_string_equal(cfg->tls.cert_dir, "/var/run/zmesh/certs");
     assert_string_equal(cfg->tls.ca_file, "/var/run/zmesh/certs/ca.pem");
     assert_int_equal(cfg->log.level, ZM_CONFIG_LOG_INFO);
@@ -151,6 +153,7 @@ static const char full_cfg[] = "node = { name = \"worker-7\"; trust_domain = \"p
                                "hbone = { stream_window = 65535; conn_window = 2147483647;\n"
                                "  max_frame_size = 16384; pool_idle_timeout_ms = 0;\n"
                                "  ping_interval_ms = 0; ping_timeout_ms = 100; };\n"
+                               "tcp = { pod_congestion = \"\"; mesh_congestion = \"bbr\"; };\n"
                                "tls = { cert_dir = \"certs\"; ca_file = \"/etc/ca.pem\"; };\n"
                                "log = { level = \"debug\"; format = \"json\";\n"
                                "  access_log = \"logs/access.log\"; };\n"
@@ -185,6 +188,8 @@ static void every_key_parsed(void **state)
     assert_int_equal(cfg->hbone.pool_idle_timeout_ms, 0);
     assert_int_equal(cfg->hbone.ping_interval_ms, 0);
     assert_int_equal(cfg->hbone.ping_timeout_ms, 100);
+    assert_string_equal(cfg->tcp.pod_congestion, "");
+    assert_string_equal(cfg->tcp.mesh_congestion, "bbr");
     snprintf(want, sizeof(want), "%s/certs", d->real);
     assert_string_equal(cfg->tls.cert_dir, want);
     assert_string_equal(cfg->tls.ca_file, "/etc/ca.pem");
@@ -292,6 +297,15 @@ static void out_of_range(void **state)
     load_error(d, "node = { name = \"\"; };\n", msg, sizeof(msg));
     assert_string_equal(msg,
                         at(d, "main.cfg", 1, "'node.name' must not be empty", want, sizeof(want)));
+    load_error(d, "tcp = {\n mesh_congestion = \"BBR\";\n};\n", msg, sizeof(msg));
+    assert_string_equal(msg, at(d, "main.cfg", 2,
+                                "'tcp.mesh_congestion' must be a TCP congestion control name such "
+                                "as \"cubic\" or \"bbr\" (lowercase letters, digits, '_' and "
+                                "'-'), or \"\" for the node's default",
+                                want, sizeof(want)));
+    load_error(d, "tcp = { pod_congestion = \"a-name-of-16-chr\"; };\n", msg, sizeof(msg));
+    assert_string_equal(
+        msg, at(d, "main.cfg", 1, "'tcp.pod_congestion' is too long", want, sizeof(want)));
     load_error(d, "listen = { admin_address = \"localhost\"; };\n", msg, sizeof(msg));
     assert_string_equal(msg, at(d, "main.cfg", 1,
                                 "'listen.admin_address' must be an IPv4 or IPv6 address", want,
