@@ -20,7 +20,16 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* Newer than the kernel headers Debian 12 builds against (Linux 6.15). */
+#ifndef IORING_ENTER_NO_IOWAIT
+#define IORING_ENTER_NO_IOWAIT (1U << 7)
+#endif
+#ifndef IORING_FEAT_NO_IOWAIT
+#define IORING_FEAT_NO_IOWAIT (1U << 17)
+#endif
 
 void zm_loop_config_defaults(zm_loop_config_t *cfg)
 {
@@ -382,6 +391,8 @@ int zm_loop_new(zm_loop_t **out, const zm_loop_config_t *cfg)
         free(loop);
         return rc;
     }
+    loop->wait_no_iowait = (loop->ring.features & IORING_FEAT_NO_IOWAIT) &&
+                           (loop->ring.features & IORING_FEAT_EXT_ARG);
     loop->ops = calloc(c->max_ops, sizeof(*loop->ops));
     loop->socks = calloc(c->max_socks, sizeof(*loop->socks));
     if (!loop->ops || !loop->socks) {
@@ -476,6 +487,28 @@ static int cq_drain(zm_loop_t *loop)
     }
 }
 
+/* A thread sleeping in io_uring with requests in flight counts as iowait
+ * unless the wait says otherwise, and a proxy always has some (its
+ * multishot accepts and receives): an idle ztunnel made its node look 100%
+ * iowait, the usual alert, and cpufreq boosts for iowait. liburing 2.3 has
+ * no way to pass IORING_ENTER_NO_IOWAIT, so this submits and waits with an
+ * enter of its own; the SQ flush is liburing 2.3's (the SQ array is an
+ * identity map set up at init, only the tail moves). ts NULL: no timeout. */
+static int ring_wait(zm_loop_t *loop, struct __kernel_timespec *ts)
+{
+    struct io_uring_sq *sq = &loop->ring.sq;
+    unsigned tail = sq->sqe_tail;
+    if (sq->sqe_head != tail) {
+        sq->sqe_head = tail;
+        io_uring_smp_store_release(sq->ktail, tail);
+    }
+    unsigned submit = tail - *sq->khead;
+    struct io_uring_getevents_arg arg = {.ts = (uint64_t)(uintptr_t)ts};
+    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG | IORING_ENTER_NO_IOWAIT;
+    long rc = syscall(__NR_io_uring_enter, loop->ring.ring_fd, submit, 1, flags, &arg, sizeof(arg));
+    return rc < 0 ? -errno : (int)rc;
+}
+
 static bool work_pending(zm_loop_t *loop)
 {
     return loop->ready_head || atomic_load(&loop->stop);
@@ -497,6 +530,9 @@ int zm_loop_run_once(zm_loop_t *loop, int timeout_ms)
     struct io_uring_cqe *cqe = NULL;
     if (wait == 0) {
         rc = io_uring_submit_and_get_events(&loop->ring);
+    } else if (loop->wait_no_iowait) {
+        struct __kernel_timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
+        rc = ring_wait(loop, wait < 0 ? NULL : &ts);
     } else if (wait < 0) {
         rc = io_uring_submit_and_wait(&loop->ring, 1);
     } else {
@@ -522,6 +558,11 @@ int zm_loop_run(zm_loop_t *loop)
     }
     atomic_store(&loop->stop, false);
     return rc;
+}
+
+bool zm_loop_waits_without_iowait(const zm_loop_t *loop)
+{
+    return loop->wait_no_iowait;
 }
 
 unsigned zm_loop_ops_in_flight(const zm_loop_t *loop)

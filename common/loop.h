@@ -104,6 +104,10 @@ unsigned zm_loop_ops_in_flight(const zm_loop_t *loop);
 unsigned zm_loop_socks_open(const zm_loop_t *loop);
 /* Completions dropped because their op's generation had moved on. */
 uint64_t zm_loop_stale_completions(const zm_loop_t *loop);
+/* Whether the loop's waits are kept out of the iowait statistics (kernels
+ * since 6.15); older kernels count a thread waiting with requests in
+ * flight, i.e. an idle proxy, as iowait. */
+bool zm_loop_waits_without_iowait(const zm_loop_t *loop);
 
 /* ---- listeners ---- */
 

@@ -116,6 +116,7 @@ struct zm_loop {
     struct io_uring ring;
     zm_loop_config_t cfg;
     bool destroying;
+    bool wait_no_iowait; /* the kernel takes IORING_ENTER_NO_IOWAIT */
 
     struct op *ops;
     uint32_t op_free;
