@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -209,6 +210,15 @@ static void count_reload(control_t *c, const char *result)
     zm_counter_inc(zm_metric_series(f, ZM_LABELS(result)));
 }
 
+/* Enrolling a pod (nftables' parser and caches) and loading a config
+ * allocate a few MiB for a moment; glibc keeps freed memory below anything
+ * still live, so without this a node agent's second pod left ztunnel 1.7 MiB
+ * larger for good. Both are rare, and the trim takes well under a ms. */
+static void return_freed_memory(void)
+{
+    malloc_trim(0);
+}
+
 static void reload(control_t *c)
 {
     zm_err_t err = {0};
@@ -223,6 +233,7 @@ static void reload(control_t *c)
         zm_log(ZM_LOG_INFO, NULL, "config reloaded");
         zt_workers_recheck(c->d);
     }
+    return_freed_memory();
 }
 
 int zt_control_run(zt_daemon_t *d)
@@ -274,8 +285,10 @@ int zt_control_run(zt_daemon_t *d)
         }
         if (pfd[1].revents & POLLIN)
             accept_agent(c);
-        if (c->conn_fd >= 0 && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)))
+        if (c->conn_fd >= 0 && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR))) {
             handle_message(c);
+            return_freed_memory();
+        }
         if (watch >= 0 && (pfd[3].revents & POLLIN) && zm_config_watch_check(d->config) == 1)
             reload(c);
         if (zm_now_ms() >= next_reload) {
