@@ -152,6 +152,10 @@ static void on_request(zm_hbc_t *c, zm_hbone_stream_t *s, const zm_hbone_request
         refuse(s, 400, ic, "bad authority", req->authority);
         return;
     }
+    /* Istio lets a waypoint through with another :authority (the service
+     * VIP it serves, in its "sandwich" mode). zmesh's waypoints terminate
+     * HBONE on their own 15008 and are never enrolled here (DESIGN.md), so
+     * every workload captured by this ztunnel is the target itself. */
     if (target.sin_addr.s_addr != ic->pod->ip.s_addr) {
         refuse(s, 400, ic, "destination is not this workload", req->authority);
         return;
