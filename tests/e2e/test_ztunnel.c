@@ -14,7 +14,9 @@
  *   admits the client and refuses other, and closes the connection other
  *   had open; deleting it restores other.
  * - The application sees the real client address, through HBONE and for
- *   admitted plaintext alike.
+ *   admitted plaintext alike; ztunnel's legs to and from the applications
+ *   use cubic (tcp.pod_congestion's default), its HBONE connections the
+ *   pod namespace's default congestion control.
  * - A broken config file is refused (counted in zmesh_config_reloads_total)
  *   and traffic goes on under the old one.
  */
@@ -251,6 +253,26 @@ static pid_t hold_connection(const fx_t *f, const char *pod, const char *host, i
     return pid;
 }
 
+/* The congestion control of the first established TCP socket in pod
+ * netns NS matching the ss filter, into cc ("" when none). */
+static void socket_cc(const fx_t *f, const char *ns, const char *filter, char *cc, size_t len)
+{
+    char *argv[] = {"/usr/bin/ip", "netns", "exec",        (char *)ns,     "ss",
+                    "-Htin",       "state", "established", (char *)filter, NULL};
+    char *out = NULL;
+    cc[0] = 0;
+    assert_int_equal(sbx_run(f, argv, &out, NULL), 0);
+    /* "... <algorithm> wscale:..." on each socket's info line */
+    const char *w = out ? strstr(out, " wscale:") : NULL;
+    if (w) {
+        const char *b = w;
+        while (b > out && b[-1] != ' ' && b[-1] != '\t')
+            b--;
+        snprintf(cc, len, "%.*s", (int)(w - b), b);
+    }
+    free(out);
+}
+
 static void the_application_sees_the_real_client_address(void **state)
 {
     fx_t *f = *state;
@@ -279,6 +301,28 @@ static void the_application_sees_the_real_client_address(void **state)
         saw_outsider = strstr(out, want_outsider) != NULL;
     }
     free(out);
+    /* While they are open: which congestion control each leg got. */
+    char client_ns[128], dflt[32], cc[32];
+    snprintf(client_ns, sizeof(client_ns), "%s-pod-zt-client", f->prefix);
+    char *sysctl[] = {"/usr/bin/ip",
+                      "netns",
+                      "exec",
+                      client_ns,
+                      "/usr/sbin/sysctl",
+                      "-n",
+                      "net.ipv4.tcp_congestion_control",
+                      NULL};
+    out = NULL;
+    assert_int_equal(sbx_run(f, sysctl, &out, NULL), 0);
+    snprintf(dflt, sizeof(dflt), "%s", out ? out : "");
+    dflt[strcspn(dflt, "\n")] = 0;
+    free(out);
+    socket_cc(f, client_ns, "( sport = :15001 )", cc, sizeof(cc));
+    assert_string_equal(cc, "cubic"); /* captured from the client application */
+    socket_cc(f, ns, "( dport = :8080 )", cc, sizeof(cc));
+    assert_string_equal(cc, "cubic"); /* ztunnel to the server application */
+    socket_cc(f, client_ns, "( dport = :15008 )", cc, sizeof(cc));
+    assert_string_equal(cc, dflt); /* HBONE: the namespace's own */
     waitpid(a, NULL, 0);
     waitpid(b, NULL, 0);
     assert_true(saw_client);   /* through two ztunnels, still the client's address */
