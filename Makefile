@@ -30,7 +30,7 @@ test: build
 asan: setup
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DZM_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	@cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 300 -j 2 -L 'unit|integ|fuzz'
+	@bash tests/sanitized.sh $(ASAN_BUILD)
 
 demo: build
 	@bash deploy/examples/demo.sh $(BUILD)
