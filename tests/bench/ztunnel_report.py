@@ -144,6 +144,9 @@ def main(results, json_out):
     print("  relay: the haproxy pair without TLS (a ceiling, not a peer)")
     print("  TCP congestion control: %s in every namespace (host default: %s); zmesh's HBONE "
           "connections: %s" % (cc, host_cc, kv.get("zmesh.hbone_cc") or "n/a"))
+    if kv.get("zmesh.hbone_cc_hostcc"):
+        print("  (in the host's-default round, zmesh's HBONE connections: %s)"
+              % kv["zmesh.hbone_cc_hostcc"])
     head = "%-38s %10s %10s %10s %10s %10s %14s" % ("", *VARIANTS, "zmesh/best")
     print(head)
     print("-" * len(head))
