@@ -377,14 +377,8 @@ static void per_pod_echo_flags_apply(void **state)
 
 int main(void)
 {
-    if (geteuid() != 0) {
-        fprintf(stderr, "test_ztunnel needs root (network namespaces)\n");
+    if (sbx_preflight("test_ztunnel") < 0)
         return 1;
-    }
-    if (sbx_locate_meshctl() < 0) {
-        fprintf(stderr, "meshctl not found at %s\n", g_meshctl);
-        return 1;
-    }
     char src[PATH_MAX];
     snprintf(src, sizeof(src), "%s", __FILE__);
     snprintf(g_data, sizeof(g_data), "%s/../data/ztunnel", dirname(src));

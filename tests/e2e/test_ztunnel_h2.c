@@ -360,14 +360,8 @@ static void still_serves_after_refusals(void **state)
 
 int main(void)
 {
-    if (geteuid() != 0) {
-        fprintf(stderr, "test_ztunnel_h2 needs root (network namespaces)\n");
+    if (sbx_preflight("test_ztunnel_h2") < 0)
         return 1;
-    }
-    if (sbx_locate_meshctl() < 0) {
-        fprintf(stderr, "meshctl not found at %s\n", g_meshctl);
-        return 1;
-    }
     if (access("/usr/bin/python3", X_OK) != 0 ||
         system("/usr/bin/python3 -c 'import h2' 2>/dev/null") != 0) {
         fprintf(stderr, "test_ztunnel_h2 needs Debian's python3-h2 (/usr/bin/python3)\n");

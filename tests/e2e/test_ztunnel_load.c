@@ -54,14 +54,8 @@ static void ztunnels_carry_volume_and_many_connections(void **state)
 
 int main(void)
 {
-    if (geteuid() != 0) {
-        fprintf(stderr, "test_ztunnel_load needs root (network namespaces)\n");
+    if (sbx_preflight("test_ztunnel_load") < 0)
         return 1;
-    }
-    if (sbx_locate_meshctl() < 0) {
-        fprintf(stderr, "meshctl not found at %s\n", g_meshctl);
-        return 1;
-    }
     char src[PATH_MAX];
     snprintf(src, sizeof(src), "%s", __FILE__);
     char *dir = dirname(src);

@@ -281,14 +281,8 @@ static void killed_ztunnels_come_back(void **state)
 
 int main(void)
 {
-    if (geteuid() != 0) {
-        fprintf(stderr, "test_ztunnel_restart needs root (network namespaces)\n");
+    if (sbx_preflight("test_ztunnel_restart") < 0)
         return 1;
-    }
-    if (sbx_locate_meshctl() < 0) {
-        fprintf(stderr, "meshctl not found at %s\n", g_meshctl);
-        return 1;
-    }
     char src[PATH_MAX];
     snprintf(src, sizeof(src), "%s", __FILE__);
     snprintf(g_example, sizeof(g_example), "%s/../data/ztunnel/mesh.yaml", dirname(src));

@@ -203,6 +203,19 @@ int sbx_teardown(void **state)
     return 0;
 }
 
+int sbx_preflight(const char *test)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "%s needs root (network namespaces)\n", test);
+        return -1;
+    }
+    if (sbx_locate_meshctl() < 0) {
+        fprintf(stderr, "meshctl not found at %s\n", g_meshctl);
+        return -1;
+    }
+    return 0;
+}
+
 int sbx_locate_meshctl(void)
 {
     const char *env = getenv("ZMESH_MESHCTL");

@@ -23,6 +23,9 @@ extern char g_example[PATH_MAX];
 
 /* Finds meshctl next to the test binary (or $ZMESH_MESHCTL). */
 int sbx_locate_meshctl(void);
+/* What every sandbox test's main checks first: root (namespaces) and
+ * meshctl found; -1 after saying on stderr which is missing. */
+int sbx_preflight(const char *test);
 
 /* Runs argv with ZMESH_PREFIX set; captures stdout into *out (may be
  * NULL). Returns the exit code, 128+signal, or -1 on timeout/failure. */
