@@ -14,28 +14,9 @@ import json
 import sys
 import time
 
+from results import load, num, div
+
 AES_TARGET_GBPS = 3.0
-
-
-def load(path):
-    kv = {}
-    with open(path) as f:
-        for line in f:
-            key, sep, val = line.rstrip("\n").partition("=")
-            if sep:
-                kv[key] = val
-    return kv
-
-
-def num(kv, key):
-    try:
-        return float(kv[key])
-    except (KeyError, ValueError):
-        return None
-
-
-def div(a, b):
-    return a / b if a is not None and b not in (None, 0) else None
 
 
 def side_figures(kv, side):

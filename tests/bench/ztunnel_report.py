@@ -26,19 +26,11 @@ import statistics
 import sys
 import time
 
+from results import load, div
+
 VARIANTS = ("direct", "zmesh", "haproxy", "stunnel", "relay")
 PEERS = ("haproxy", "stunnel")
 MB = 1e6
-
-
-def load(path):
-    kv = {}
-    with open(path) as f:
-        for line in f:
-            key, sep, val = line.rstrip("\n").partition("=")
-            if sep:
-                kv[key] = val
-    return kv
 
 
 def jget(kv, key):
@@ -53,10 +45,6 @@ def nums(kv, key):
         return [float(x) for x in kv[key].split(",")]
     except (KeyError, ValueError):
         return None
-
-
-def div(a, b):
-    return a / b if a is not None and b not in (None, 0) else None
 
 
 def variant(kv, v, hz):
